@@ -1,0 +1,71 @@
+"""Alerts as received from the pipeline (read-only)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response
+from sqlalchemy import func, select
+
+from api.deps import DbSession
+from api.orm import Alert, Snapshot
+from api.schemas import AlertDetail, AlertOut, Page
+
+router = APIRouter(prefix="/alerts", tags=["alerts"])
+
+
+def alert_out(alert: Alert, model: type[AlertOut] = AlertOut) -> AlertOut:
+    out = model.model_validate(alert)
+    if alert.has_snapshot:
+        out.snapshot_url = f"/alerts/{alert.id}/snapshot.jpg"
+    return out
+
+
+@router.get("", response_model=Page[AlertOut])
+def list_alerts(
+    session: DbSession,
+    camera_id: str | None = None,
+    kind: Annotated[str | None, Query(pattern="^(started|escalated|ended)$")] = None,
+    case_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Page[AlertOut]:
+    """Newest first."""
+    query = select(Alert)
+    if camera_id:
+        query = query.where(Alert.camera_id == camera_id)
+    if kind:
+        query = query.where(Alert.kind == kind)
+    if case_id is not None:
+        query = query.where(Alert.case_id == case_id)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(
+        query.order_by(Alert.occurred_at.desc(), Alert.id.desc()).limit(limit).offset(offset)
+    )
+    return Page(items=[alert_out(a) for a in rows], total=total, limit=limit, offset=offset)
+
+
+@router.get(
+    "/{alert_id}", response_model=AlertDetail, responses={404: {"description": "No such alert"}}
+)
+def get_alert(alert_id: int, session: DbSession) -> AlertOut:
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        raise HTTPException(404, f"alert {alert_id} does not exist")
+    return alert_out(alert, AlertDetail)
+
+
+@router.get(
+    "/{alert_id}/snapshot.jpg",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "No snapshot"}},
+)
+def get_snapshot(alert_id: int, session: DbSession) -> Response:
+    snapshot = session.get(Snapshot, alert_id)
+    if snapshot is None:
+        raise HTTPException(404, f"alert {alert_id} has no snapshot")
+    return Response(
+        snapshot.data,
+        media_type=snapshot.content_type,
+        headers={"Cache-Control": "private, max-age=86400"},
+    )

