@@ -9,7 +9,8 @@ import numpy as np
 
 from alerting.events import AlertEvent, AlertLocation, EventKind, PersonBox, Severity
 from camera_adapters.frames import Frame
-from camera_adapters.spec import CameraSpec, ZoneSpec
+from camera_adapters.spec import CameraSpec
+from camera_adapters.zone_spec import ZoneSpec
 from models.detections import Detections
 from pipeline.gathering import RuleEvent
 

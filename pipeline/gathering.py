@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from camera_adapters.spec import GatheringThresholds
+from camera_adapters.zone_spec import GatheringThresholds
 
 
 class Phase(StrEnum):

@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import redis
 
-from alerting.publisher import AlertPublisher, PublishError
-from alerting.snapshots import render_snapshot
+from alerting.publisher import AlertPublisher
 from camera_adapters.frames import Frame
 from camera_adapters.pyav_source import PyAVSource, SourceOptions
 from camera_adapters.spec import CameraSpec
 from models.detections import Detections
 from models.detector import Detector
-from pipeline.alerts import PendingAlert, build_alert
-from pipeline.gathering import SustainedGathering
+from pipeline.alert_sink import AlertSink
+from pipeline.analysis import CameraAnalyzer
 from pipeline.settings import PipelineSettings
-from pipeline.zones import count_zones
 
 log = logging.getLogger(__name__)
 
@@ -31,76 +28,10 @@ log = logging.getLogger(__name__)
 class CameraRuntime:
     spec: CameraSpec
     source: PyAVSource
-    monitors: dict[str, SustainedGathering]
+    analyzer: CameraAnalyzer
     interval_s: float
     next_due: float = 0.0
-    zone_counts: dict[str, int] = field(default_factory=dict)
     last_latency_s: float | None = None
-
-
-class AlertSink:
-    """Renders snapshots and publishes alerts on its own thread.
-
-    The analysis loop hands alerts over and goes on: JPEG encoding and Redis round trips
-    never delay the next batch.
-    """
-
-    def __init__(self, publisher: AlertPublisher, settings: PipelineSettings) -> None:
-        self.publisher = publisher
-        self.settings = settings
-        self._queue: queue.Queue[PendingAlert | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="alert-sink", daemon=True)
-        self.published = 0
-        self.failed = 0
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def submit(self, alert: PendingAlert) -> None:
-        self._queue.put(alert)
-
-    def close(self, timeout: float = 30.0) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            try:
-                self._publish(item)
-            except Exception:  # one bad alert must not stop the sink
-                self.failed += 1
-                log.exception(
-                    "alert could not be published", extra={"event_id": item.event.event_id}
-                )
-
-    def _publish(self, item: PendingAlert) -> None:
-        event = item.event
-        image = item.frame.full_resolution(self.settings.snapshot_max_width)
-        clock = event.occurred_at.astimezone().strftime("%H:%M:%S")
-        caption = f"{event.zone_name}: {event.count} people ({event.kind}) {clock}"
-        try:
-            jpeg = render_snapshot(
-                image,
-                [tuple(b) for b in item.boxes.tolist()],
-                item.in_zone.tolist(),
-                event.zone_polygon,
-                caption,
-                self.settings.snapshot_quality,
-            )
-            ref = self.publisher.store_snapshot(
-                event.event_id, jpeg, image.shape[1], image.shape[0]
-            )
-        except (ValueError, OSError) as error:
-            log.warning("snapshot failed", extra={"event_id": event.event_id, "error": str(error)})
-            ref = None
-        if ref is not None:
-            event = event.model_copy(update={"snapshot": ref})
-        try:
-            self.publisher.publish(event)
-            self.published += 1
-        except PublishError as error:
-            self.failed += 1
-            log.error("alert lost: Redis unreachable", extra={"error": str(error)})
 
 
 SourceFactory = Callable[[CameraSpec, SourceOptions], PyAVSource]
@@ -136,7 +67,7 @@ class PipelineService:
                 CameraRuntime(
                     spec=spec,
                     source=source_factory(spec, options),
-                    monitors={z.id: SustainedGathering(z.gathering) for z in spec.zones},
+                    analyzer=CameraAnalyzer(spec, settings.worker_id),
                     interval_s=1.0 / fps,
                 )
             )
@@ -193,35 +124,11 @@ class PipelineService:
         return True
 
     def _analyse(self, camera: CameraRuntime, frame: Frame, detections: Detections) -> None:
-        height, width = frame.image.shape[:2]
         camera.source.mark_analysed()
         self.analysed += 1
         camera.last_latency_s = self._clock() - frame.captured_at
-        for zone_count in count_zones(detections, (width, height), camera.spec.zones):
-            zone = zone_count.zone
-            camera.zone_counts[zone.id] = zone_count.count
-            for rule_event in camera.monitors[zone.id].update(frame.captured_at, zone_count.count):
-                log.info(
-                    "gathering %s",
-                    rule_event.kind,
-                    extra={
-                        "camera": camera.spec.id,
-                        "zone": zone.id,
-                        "count": rule_event.count,
-                        "episode": rule_event.episode_id,
-                    },
-                )
-                self.sink.submit(
-                    build_alert(
-                        camera.spec,
-                        zone,
-                        rule_event,
-                        frame,
-                        detections,
-                        zone_count.inside,
-                        self.settings.worker_id,
-                    )
-                )
+        for alert in camera.analyzer.analyse(frame, detections):
+            self.sink.submit(alert)
 
     def report_health(self) -> None:
         """Share each camera's health with the API (a Redis hash, one JSON per camera)."""
@@ -232,7 +139,7 @@ class PipelineService:
             health.update(
                 worker=self.settings.worker_id,
                 reported_at=self._clock(),
-                zone_counts=camera.zone_counts,
+                zone_counts=camera.analyzer.zone_counts,
                 latency_s=camera.last_latency_s,
             )
             payload[camera.spec.id] = json.dumps(health)

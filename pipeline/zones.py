@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from camera_adapters.spec import ZoneSpec
+from camera_adapters.zone_spec import ZoneSpec
 from models.detections import Detections
 from pipeline.geometry import points_in_polygon
 

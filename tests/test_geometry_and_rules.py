@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from camera_adapters.spec import GatheringThresholds, polygon_problems
+from camera_adapters.zone_spec import GatheringThresholds, polygon_problems
 from models.detections import Detections
 from pipeline.gathering import Phase, SustainedGathering
 from pipeline.geometry import points_in_polygon

@@ -1,0 +1,1 @@
+"""Subcommands of ``sharpeyes``, one module per topic; heavy imports stay inside them."""
