@@ -8,10 +8,12 @@ from contextlib import asynccontextmanager
 
 import redis
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi.responses import RedirectResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.consumer import AlertConsumer
 from api.db import make_engine, session_factory, upgrade
+from api.metrics import ApiMetrics
 from api.routes import alerts, cases, health
 from api.settings import ApiConfig
 
@@ -24,12 +26,13 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     if config.database.migrate_on_start:
         upgrade(engine)
     sessions = session_factory(engine)
+    metrics = ApiMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         consumer = None
         if config.consumer.enabled:
-            consumer = AlertConsumer(config.redis, config.consumer, sessions)
+            consumer = AlertConsumer(config.redis, config.consumer, sessions, metrics)
             consumer.start()
         app.state.consumer = consumer
         try:
@@ -50,12 +53,17 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.consumer = None
+    app.state.metrics = metrics
     app.state.redis = redis.Redis.from_url(
         config.redis.url, socket_timeout=5, socket_connect_timeout=3
     )
     app.include_router(health.router)
     app.include_router(alerts.router)
     app.include_router(cases.router)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerting.events import AlertEvent
 from alerting.settings import RedisSettings
 from api.ingest import ingest_event
+from api.metrics import ApiMetrics
 from api.settings import ConsumerSettings
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,9 @@ class AlertConsumer:
         redis_settings: RedisSettings,
         settings: ConsumerSettings,
         sessions: sessionmaker[Session],
+        metrics: ApiMetrics | None = None,
     ) -> None:
+        self.metrics = metrics or ApiMetrics()
         self.redis_settings = redis_settings
         self.settings = settings
         self.sessions = sessions
@@ -193,11 +196,14 @@ class AlertConsumer:
                         raise
         self.client.xack(self.redis_settings.stream, self.redis_settings.consumer_group, entry_id)
         self.stats.consumed += 1
+        self.metrics.consumed.inc()
         self.stats.last_entry_id = entry_id
         if result.duplicate:
             self.stats.duplicates += 1
+            self.metrics.duplicates.inc()
         if result.case_created:
             self.stats.cases_created += 1
+            self.metrics.cases_created.inc()
             log.info(
                 "case created",
                 extra={"case_id": result.case_id, "event_id": event.event_id, "entry": entry_id},
@@ -212,6 +218,7 @@ class AlertConsumer:
         )
         self.client.xack(self.redis_settings.stream, self.redis_settings.consumer_group, entry_id)
         self.stats.dead_lettered += 1
+        self.metrics.dead_lettered.inc()
         log.warning("alert dead-lettered", extra={"entry": entry_id, "error": reason[:300]})
 
     def lag(self) -> int | None:

@@ -9,6 +9,7 @@ import threading
 from alerting.publisher import AlertPublisher, PublishError
 from alerting.snapshots import render_snapshot
 from pipeline.alerts import PendingAlert
+from pipeline.metrics import PipelineMetrics
 from pipeline.settings import PipelineSettings
 
 log = logging.getLogger(__name__)
@@ -21,8 +22,11 @@ class AlertSink:
     never delay the next batch.
     """
 
-    def __init__(self, publisher: AlertPublisher, settings: PipelineSettings) -> None:
+    def __init__(
+        self, publisher: AlertPublisher, settings: PipelineSettings, metrics: PipelineMetrics
+    ) -> None:
         self.publisher = publisher
+        self.metrics = metrics
         self.settings = settings
         self._queue: queue.Queue[PendingAlert | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="alert-sink", daemon=True)
@@ -74,6 +78,8 @@ class AlertSink:
         try:
             self.publisher.publish(event)
             self.published += 1
+            self.metrics.alerts_published.inc()
         except PublishError as error:
             self.failed += 1
+            self.metrics.alerts_failed.inc()
             log.error("alert lost: Redis unreachable", extra={"error": str(error)})

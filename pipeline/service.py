@@ -19,6 +19,7 @@ from models.detections import Detections
 from models.detector import Detector
 from pipeline.alert_sink import AlertSink
 from pipeline.analysis import CameraAnalyzer
+from pipeline.metrics import PipelineMetrics
 from pipeline.settings import PipelineSettings
 
 log = logging.getLogger(__name__)
@@ -49,11 +50,13 @@ class PipelineService:
         *,
         source_factory: SourceFactory = PyAVSource,
         clock: Callable[[], float] = time.time,
+        metrics: PipelineMetrics | None = None,
     ) -> None:
+        self.metrics = metrics or PipelineMetrics()
         self.detector = detector
         self.publisher = publisher
         self.settings = settings
-        self.sink = AlertSink(publisher, settings)
+        self.sink = AlertSink(publisher, settings, self.metrics)
         self._clock = clock
         self.cameras: list[CameraRuntime] = []
         for spec in cameras:
@@ -76,6 +79,8 @@ class PipelineService:
         self._next_health = 0.0
 
     def start(self) -> None:
+        if self.settings.metrics_port is not None:
+            self.metrics.serve(self.settings.metrics_port)
         self.sink.start()
         for camera in self.cameras:
             camera.source.start()
@@ -117,7 +122,11 @@ class PipelineService:
             return False
         for start in range(0, len(due), self.settings.max_batch):
             chunk = due[start : start + self.settings.max_batch]
+            started = time.perf_counter()
             results = self.detector.detect([frame.image for _, frame in chunk])
+            self.metrics.inference_seconds.observe(time.perf_counter() - started)
+            self.metrics.batch_size.observe(len(chunk))
+            self.metrics.batches.inc()
             self.batches += 1
             for (camera, frame), detections in zip(chunk, results, strict=True):
                 self._analyse(camera, frame, detections)
@@ -127,15 +136,21 @@ class PipelineService:
         camera.source.mark_analysed()
         self.analysed += 1
         camera.last_latency_s = self._clock() - frame.captured_at
+        self.metrics.frames_analysed.labels(camera.spec.id).inc()
+        self.metrics.latency_seconds.observe(camera.last_latency_s)
         for alert in camera.analyzer.analyse(frame, detections):
+            self.metrics.alerts.labels(alert.event.kind.value).inc()
             self.sink.submit(alert)
 
     def report_health(self) -> None:
         """Share each camera's health with the API (a Redis hash, one JSON per camera)."""
         self._next_health = self._clock() + self.settings.health_interval_s
         payload = {}
+        live = 0
         for camera in self.cameras:
-            health = camera.source.snapshot().as_dict()
+            snapshot = camera.source.snapshot()
+            live += snapshot.state.value == "live"
+            health = snapshot.as_dict()
             health.update(
                 worker=self.settings.worker_id,
                 reported_at=self._clock(),
@@ -143,6 +158,7 @@ class PipelineService:
                 latency_s=camera.last_latency_s,
             )
             payload[camera.spec.id] = json.dumps(health)
+        self.metrics.cameras_live.set(live)
         if not payload:
             return
         try:

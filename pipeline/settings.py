@@ -27,6 +27,9 @@ class PipelineSettings(BaseModel):
     snapshot_max_width: int = Field(1280, ge=160, description="Snapshots are scaled down to this.")
     snapshot_quality: int = Field(85, ge=30, le=100, description="JPEG quality of snapshots.")
     health_interval_s: float = Field(5.0, gt=0.0, description="How often camera health is shared.")
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Serve Prometheus /metrics on this port (off if unset)."
+    )
     worker_id: str = Field(
         default_factory=socket.gethostname, min_length=1, description="Names this worker."
     )

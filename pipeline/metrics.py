@@ -1,0 +1,49 @@
+"""Prometheus metrics of a pipeline worker, on a registry owned by the worker (no globals)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+
+
+class PipelineMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.frames_analysed = Counter(
+            "sharpeyes_frames_analysed", "Frames run through the detector", ["camera"], registry=r
+        )
+        self.batches = Counter("sharpeyes_batches", "Detector calls", registry=r)
+        self.batch_size = Histogram(
+            "sharpeyes_batch_size",
+            "Frames per detector call",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+            registry=r,
+        )
+        self.inference_seconds = Histogram(
+            "sharpeyes_inference_seconds",
+            "Detector time per call",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.latency_seconds = Histogram(
+            "sharpeyes_end_to_end_latency_seconds",
+            "Frame capture to analysis result",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.alerts = Counter("sharpeyes_alerts", "Alert events raised", ["kind"], registry=r)
+        self.alerts_published = Counter(
+            "sharpeyes_alerts_published", "Alert events written to the stream", registry=r
+        )
+        self.alerts_failed = Counter(
+            "sharpeyes_alerts_failed", "Alert events that could not be delivered", registry=r
+        )
+        self.cameras_live = Gauge(
+            "sharpeyes_cameras_live", "Cameras currently delivering frames", registry=r
+        )
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        """Expose /metrics over HTTP for Prometheus."""
+        start_http_server(port, addr=host, registry=self.registry)
