@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 # Fields the consumer adds to a dead-letter entry (the rest are the original entry's).
 DEAD_LETTER_META = ("original_id", "error", "consumer", "deliveries", "dead_lettered_at")
 
+# Longest wait between reconnection attempts: a returning Redis is noticed within this.
+MAX_BACKOFF_S = 5.0
+
 # Faults of the infrastructure rather than of an entry: retry the same entries later.
 INFRASTRUCTURE_ERRORS = (
     redis.ConnectionError,
@@ -163,11 +166,11 @@ class AlertConsumer:
                 self._record_error(f"redis: {error}")
                 self.stats.connected = False
                 self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
             except (OperationalError, InterfaceError) as error:
                 self._record_error(f"database: {error}")
                 self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
             except redis.ResponseError as error:
                 if "NOGROUP" in str(error):
                     # Redis lost the group (restarted without persistence, or deleted):
@@ -179,12 +182,12 @@ class AlertConsumer:
                 else:
                     self._record_error(f"redis: {error}")
                     self._stop.wait(backoff)
-                    backoff = min(backoff * 2, 10.0)
+                    backoff = min(backoff * 2, MAX_BACKOFF_S)
             except Exception as error:  # the consumer thread must never die
                 log.exception("alert consumer error")
                 self._record_error(f"{type(error).__name__}: {error}")
                 self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
 
     def step(self) -> None:
         """One turn: held-back entries, then due retries or claims, then new entries."""

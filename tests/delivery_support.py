@@ -19,11 +19,16 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from alerting.publisher import AlertPublisher
+from alerting.settings import OutboxSettings, RedisSettings
 from camera_adapters.frames import Frame
 from camera_adapters.spec import CameraSpec
 from models.detections import Detections
+from pipeline.alert_sink import AlertSink
 from pipeline.alerts import PendingAlert
 from pipeline.analysis import CameraAnalyzer
+from pipeline.metrics import PipelineMetrics
+from pipeline.settings import PipelineSettings
 from sharpeyes.devservers.rtsp import free_port
 from tests.helpers import SHARPEYES
 
@@ -78,6 +83,29 @@ class ScriptedAlerts:
         self.sequence += 1
         frame = Frame(self.camera_id, time.time(), self.image, (WIDTH, HEIGHT), self.sequence)
         return self.analyzer.analyse(frame, self._detections(CROWD if self.crowded else 0))
+
+
+def make_sink(
+    redis_url: str,
+    tmp_path: Path,
+    *,
+    max_bytes: int = 64 * 1024 * 1024,
+    retry_max_s: float = 0.2,
+    **outbox: object,
+) -> AlertSink:
+    """The pipeline's real publishing path: AlertSink → outbox → AlertPublisher → Redis."""
+    settings = RedisSettings(
+        url=redis_url,
+        outbox=OutboxSettings(
+            path=str(tmp_path / "outbox" / "{worker_id}.outbox"),
+            max_bytes=max_bytes,
+            retry_initial_s=0.05,
+            retry_max_s=retry_max_s,
+            **outbox,  # type: ignore[arg-type]
+        ),
+    )
+    publisher = AlertPublisher.from_settings(settings)
+    return AlertSink(publisher, PipelineSettings(worker_id="sink-test"), PipelineMetrics())
 
 
 @dataclass

@@ -11,13 +11,9 @@ import redis
 
 from alerting.events import AlertEvent
 from alerting.outbox import Outbox
-from alerting.publisher import AlertPublisher
-from alerting.settings import OutboxSettings, RedisSettings
 from pipeline.alert_sink import AlertSink
-from pipeline.metrics import PipelineMetrics
-from pipeline.settings import PipelineSettings
 from sharpeyes.devservers.redis_server import RedisServer
-from tests.delivery_support import ScriptedAlerts
+from tests.delivery_support import ScriptedAlerts, make_sink
 from tests.helpers import wait_for
 
 
@@ -26,23 +22,6 @@ def aof_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A Redis that keeps its data across a restart (appendonly), as in production."""
     with RedisServer(data_dir=tmp_path / "redis-aof", appendonly=True) as server:
         yield server
-
-
-def make_sink(
-    redis_url: str, tmp_path: Path, *, max_bytes: int = 64 * 1024 * 1024, **outbox: object
-) -> AlertSink:
-    settings = RedisSettings(
-        url=redis_url,
-        outbox=OutboxSettings(
-            path=str(tmp_path / "outbox" / "{worker_id}.outbox"),
-            max_bytes=max_bytes,
-            retry_initial_s=0.05,
-            retry_max_s=0.2,
-            **outbox,  # type: ignore[arg-type]
-        ),
-    )
-    publisher = AlertPublisher.from_settings(settings)
-    return AlertSink(publisher, PipelineSettings(worker_id="sink-test"), PipelineMetrics())
 
 
 def stream_events(redis_url: str) -> list[AlertEvent]:
