@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -155,3 +159,53 @@ def test_a_second_worker_with_the_same_id_is_refused(redis_server, tmp_path: Pat
             make_sink(redis_server.url, tmp_path).start()
     finally:
         first.close()
+
+
+CRASHING_WORKER = """
+import sys, time
+from tests.delivery_support import ScriptedAlerts, make_sink
+from pathlib import Path
+sink = make_sink(sys.argv[1], Path(sys.argv[2]))
+sink.start()
+script = ScriptedAlerts()
+while True:
+    for alert in script.step():
+        sink.submit(alert)
+        target = sink.outbox.pending + 1
+        while sink.outbox.pending < target:  # durable (fsync'd) before it is reported
+            time.sleep(0.001)
+        print(alert.event.idempotency_key, flush=True)
+"""
+
+
+def test_a_worker_killed_with_alerts_in_its_outbox_delivers_them_when_restarted(
+    redis_server, tmp_path: Path
+) -> None:
+    """SIGKILL a worker process while Redis is down; the next start replays its outbox."""
+    redis_server.stop()
+    child = subprocess.Popen(
+        [sys.executable, "-c", CRASHING_WORKER, redis_server.url, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert child.stdout is not None
+    spooled = []
+    for line in child.stdout:
+        spooled.append(line.decode().strip())
+        if len(spooled) == 25:
+            break
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(10)
+    spooled += child.stdout.read().decode().split()
+
+    redis_server.start()
+    sink = make_sink(redis_server.url, tmp_path)
+    sink.start()
+    try:
+        assert sink.wait_idle(30)
+    finally:
+        sink.close()
+    delivered = [e.idempotency_key for e in stream_events(redis_server.url)]
+    assert delivered[: len(spooled)] == spooled, "every durable alert, in order"
+    assert len(delivered) <= len(spooled) + 1  # at most the one spooled as the kill came
+    assert sink.replayed == len(delivered)
