@@ -91,7 +91,7 @@ def test_redis_down_for_30_s_while_alerts_are_raised(
     assert_exactly_once(figures)
     # The pipeline kept analysing: alerts were raised all through the outage, none waited.
     assert raised_during >= OUTAGE_S * 3, raised_during
-    assert waiting >= raised_during * 0.9 and sink.spooled >= raised_during
+    assert waiting >= raised_during * 0.8 and sink.spooled >= raised_during * 0.8
     assert sink.replayed == sink.spooled and sink.failed == 0
     keys = stream_keys(client)
     assert keys == driver.raised, "one stream entry per alert, in the order they were raised"
@@ -116,7 +116,7 @@ def test_api_killed_mid_burst_and_another_takes_over(
     db = tmp_path / "cases.db"
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
     publisher = AlertPublisher.from_settings(RedisSettings(url=redis_server.url))
-    burst = [make_event() for _ in range(400)]
+    burst = [make_event() for _ in range(800)]
     for event in burst:
         publisher.publish(event)
     raised = [event.idempotency_key for event in burst]
