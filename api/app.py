@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api.consumer import AlertConsumer
 from api.db import make_engine, session_factory, upgrade
 from api.metrics import ApiMetrics
-from api.routes import alerts, cases, health
+from api.routes import alerts, cases, dead_letters, health
 from api.settings import ApiConfig
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(alerts.router)
     app.include_router(cases.router)
+    app.include_router(dead_letters.router)
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus_metrics() -> Response:

@@ -81,6 +81,9 @@ class ConsumerHealth(BaseModel):
     errors: int
     last_error: str | None
     lag: int | None
+    reclaimed: int = 0  # entries taken over from consumers that held them too long
+    pending: int | None = None  # delivered to some consumer, not yet acknowledged
+    dead_letters: int | None = None  # entries in the dead-letter stream (GET /dead-letters)
 
 
 class Health(BaseModel):

@@ -49,6 +49,33 @@ class ConsumerSettings(BaseModel):
     name: str | None = Field(None, description="Consumer name; default api-<host>-<pid>.")
     batch: int = Field(50, ge=1, le=1000, description="Entries read per XREADGROUP.")
     block_ms: int = Field(1000, ge=10, le=60_000)
+    claim_idle_s: float = Field(
+        60.0,
+        ge=0.1,
+        le=86_400,
+        description="Entries another consumer has held unacknowledged this long are taken "
+        "over (XAUTOCLAIM): the work of a crashed API process. Keep it well above the time "
+        "one batch takes to record.",
+    )
+    claim_interval_s: float = Field(
+        15.0, ge=0.1, le=3600, description="How often idle entries are looked for (and at start)."
+    )
+    max_deliveries: int = Field(
+        5,
+        ge=1,
+        le=100,
+        description="An entry delivered this many times without success (failures, or "
+        "consumers that died on it) goes to the dead-letter stream.",
+    )
+    retry_delay_s: float = Field(
+        1.0, ge=0.0, le=600, description="Wait before trying a failed entry again."
+    )
+    forget_idle_s: float = Field(
+        86_400,
+        ge=0,
+        description="Consumers with nothing pending that have been silent this long (API "
+        "processes that are gone) are removed from the group; 0 keeps them.",
+    )
 
 
 class ApiConfig(BaseModel):

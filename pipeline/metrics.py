@@ -38,7 +38,44 @@ class PipelineMetrics:
             "sharpeyes_alerts_published", "Alert events written to the stream", registry=r
         )
         self.alerts_failed = Counter(
-            "sharpeyes_alerts_failed", "Alert events that could not be delivered", registry=r
+            "sharpeyes_alerts_failed",
+            "Alert events dropped undelivered (outbox full or unwritable, unreadable record)",
+            registry=r,
+        )
+        # Delivery through the outbox (alerting/outbox.py): what waited for Redis and when.
+        self.alerts_spooled = Counter(
+            "sharpeyes_alerts_spooled",
+            "Alert events kept in the outbox because Redis could not take them at once",
+            registry=r,
+        )
+        self.alerts_replayed = Counter(
+            "sharpeyes_alerts_replayed",
+            "Spooled alert events delivered later (also those left by a previous run)",
+            registry=r,
+        )
+        self.alerts_deduplicated = Counter(
+            "sharpeyes_alerts_deduplicated",
+            "Deliveries Redis already had under the same idempotency key (nothing added)",
+            registry=r,
+        )
+        self.outbox_pending = Gauge(
+            "sharpeyes_outbox_pending", "Alert events waiting in the outbox", registry=r
+        )
+        self.outbox_bytes = Gauge("sharpeyes_outbox_bytes", "Size of the outbox file", registry=r)
+        self.outbox_lag_seconds = Gauge(
+            "sharpeyes_outbox_lag_seconds",
+            "How long the oldest event in the outbox has waited for Redis (0 when empty)",
+            registry=r,
+        )
+        self.outbox_snapshots_dropped = Counter(
+            "sharpeyes_outbox_snapshots_dropped",
+            "Snapshots not kept with a spooled event (outbox past its snapshot budget)",
+            registry=r,
+        )
+        self.delivery_errors = Counter(
+            "sharpeyes_alert_delivery_errors",
+            "Failed attempts to hand an event to Redis (each is retried from the outbox)",
+            registry=r,
         )
         self.cameras_live = Gauge(
             "sharpeyes_cameras_live", "Cameras currently delivering frames", registry=r

@@ -39,6 +39,8 @@ def health(request: Request, response: Response, session: DbSession) -> Health:
     consumer = request.app.state.consumer
     consumer_health = None
     if consumer is not None:
+        if redis_state == "ok":
+            consumer.refresh_gauges()
         stats = consumer.stats
         consumer_health = ConsumerHealth(
             name=consumer.name,
@@ -49,7 +51,10 @@ def health(request: Request, response: Response, session: DbSession) -> Health:
             dead_lettered=stats.dead_lettered,
             errors=stats.errors,
             last_error=stats.last_error,
-            lag=consumer.lag() if redis_state == "ok" else None,
+            lag=stats.lag if redis_state == "ok" else None,
+            reclaimed=stats.reclaimed,
+            pending=stats.pending,
+            dead_letters=stats.dead_letters,
         )
     healthy = (
         database == "ok"

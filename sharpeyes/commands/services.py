@@ -15,6 +15,7 @@ from sharpeyes.commands.common import CONFIG_OPTION, EXIT_BAD_INPUT, fail, load,
 def run(config_path: Path) -> None:
     """Run a pipeline worker: cameras → detector → gathering rules → Redis alerts."""
     loaded = load(config_path)
+    from alerting.outbox import OutboxError
     from alerting.publisher import AlertPublisher
     from models.datafiles import DataFileError
     from models.onnx_detector import load_detector
@@ -29,7 +30,10 @@ def run(config_path: Path) -> None:
         fail(str(error))
     publisher = AlertPublisher.from_settings(config.redis)
     service = PipelineService(config.cameras, detector, publisher, config.pipeline)
-    service.run(stop_on_signals())
+    try:
+        service.run(stop_on_signals())
+    except OutboxError as error:  # e.g. a second worker with the same worker_id
+        fail(str(error))
 
 
 @click.command()
