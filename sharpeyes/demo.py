@@ -128,6 +128,7 @@ def run_demo(
                 "SHARPEYES_DEMO_RTSP": f"rtsp://127.0.0.1:{rtsp.port}",
                 "SHARPEYES_DEMO_DB": f"sqlite:///{workdir / 'sharpeyes.db'}",
                 "SHARPEYES_DEMO_PORT": str(api_port),
+                "SHARPEYES_DEMO_WORKDIR": str(workdir),
             },
             with_mall,
         )

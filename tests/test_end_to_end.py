@@ -20,7 +20,7 @@ from sharpeyes.devservers.rtsp import free_port
 from tests.helpers import SHARPEYES, wait_for
 
 CONFIG = """
-redis: {{url: "{redis}"}}
+redis: {{url: "{redis}", outbox: {{path: "{outbox}"}}}}
 database: {{url: "sqlite:///{db}"}}
 api: {{host: 127.0.0.1, port: {port}}}
 pipeline: {{analysis_fps: 1.0, worker_id: e2e-worker, health_interval_s: 1}}
@@ -44,7 +44,11 @@ def running_system(tmp_path: Path, redis_server, rtsp_server) -> Iterator[dict[s
     config = tmp_path / "config.yaml"
     config.write_text(
         CONFIG.format(
-            redis=redis_server.url, db=tmp_path / "e2e.db", port=port, rtsp=rtsp_server.url("cam1")
+            redis=redis_server.url,
+            outbox=tmp_path / "outbox" / "{worker_id}.outbox",
+            db=tmp_path / "e2e.db",
+            port=port,
+            rtsp=rtsp_server.url("cam1"),
         )
     )
     logs = {name: (tmp_path / f"{name}.log").open("wb") for name in ("api", "pipeline")}
