@@ -63,7 +63,7 @@ def test_rtsp_source_recovers_when_the_server_returns(sample_clip: Path) -> None
     server = RtspServer({"live": sample_clip}).start()
     source = PyAVSource(
         camera(server.url("live")),
-        SourceOptions(read_timeout_s=3, open_timeout_s=3, backoff_initial_s=0.5, backoff_max_s=2),
+        SourceOptions(stall_timeout_s=3, open_timeout_s=3, backoff_initial_s=0.5, backoff_max_s=2),
     )
     source.start()
     try:

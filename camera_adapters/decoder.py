@@ -1,0 +1,73 @@
+"""One stream's video decoder, set up for keyframe-only or full decoding.
+
+The source keeps a decoder context of its own rather than the demuxer's, so that a switch
+between keyframe-only and full decoding (made at a keyframe, where it is clean) can also change
+the threading: frame threads pay when every frame is decoded and only cost when keyframes
+alone are (measured in ``benchmarks/decode.py``). Keyframe-only decoding uses the decoder's
+own ``skip_frame`` option; dropping non-key packets before the decoder corrupts pictures.
+"""
+
+from __future__ import annotations
+
+import os
+
+import av
+from av.codec.hwaccel import HWAccel
+
+FULL_DECODE_MAX_THREADS = 4
+
+
+def decoder_threads(keyframes_only: bool, requested: int = 0) -> int:
+    """Threads for one stream's decoder: frame threading multiplies the frames in flight and
+    costs more than it saves when only keyframes are decoded; for full decoding it pays."""
+    if requested > 0:
+        return requested
+    if keyframes_only:
+        return 1
+    return max(1, min(FULL_DECODE_MAX_THREADS, os.cpu_count() or 1))
+
+
+class Decoder:
+    """A decoder context of our own rather than the demuxer's, so that a switch between
+    keyframe-only and full decoding (made at a keyframe) can also change the threading."""
+
+    def __init__(
+        self,
+        stream: av.video.stream.VideoStream,
+        keyframes_only: bool,
+        threads: int,
+        hwaccel: str | None,
+    ) -> None:
+        params = stream.codec_context
+        self.hardware: str | None = None
+        self.note: str | None = None
+        context = None
+        if hwaccel:
+            try:
+                context = av.CodecContext.create(
+                    params.name, "r", hwaccel=HWAccel(hwaccel, allow_software_fallback=True)
+                )
+                self.hardware = hwaccel
+            except (av.FFmpegError, OSError, ValueError) as error:
+                self.note = f"hardware decoder '{hwaccel}' unavailable ({error}): using the CPU"
+        if context is None:
+            context = av.CodecContext.create(params.name, "r")
+        if params.extradata:
+            context.extradata = params.extradata
+        if threads > 1:
+            context.thread_type = "FRAME"
+            context.thread_count = threads
+        else:
+            context.thread_count = 1
+        if keyframes_only:
+            context.skip_frame = "NONKEY"
+        self.context = context
+        self.keyframes_only = keyframes_only
+        self.threads = threads
+
+    def decode(self, packet: av.Packet) -> list[av.VideoFrame]:
+        return self.context.decode(packet)  # type: ignore[return-value]
+
+    def describe(self) -> str:
+        where = self.hardware or "cpu"
+        return f"{self.context.name} on {where}, {self.threads} thread(s)"
