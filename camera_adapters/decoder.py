@@ -68,6 +68,15 @@ class Decoder:
     def decode(self, packet: av.Packet) -> list[av.VideoFrame]:
         return self.context.decode(packet)  # type: ignore[return-value]
 
+    def flush(self) -> list[av.VideoFrame]:
+        """The pictures still inside the decoder (frame threads hold some) at end of stream."""
+        try:
+            return self.context.decode(None)  # type: ignore[return-value]
+        except av.FFmpegError:
+            return []
+        finally:
+            self.context.flush_buffers()
+
     def describe(self) -> str:
         where = self.hardware or "cpu"
         return f"{self.context.name} on {where}, {self.threads} thread(s)"

@@ -435,8 +435,11 @@ class _Reader:
             # PyAV's read timeout fired, but FFmpeg handed back the picture its parser still
             # held: the camera was silent for the stall limit all the same.
             return self.end("stalled", f"no video data for {silence:.1f} s")
-        if packet.size == 0:
-            return None  # the demuxer's end-of-stream flush packets
+        if packet.size == 0:  # end of stream: drain what frame threads still hold
+            for picture in self.decoder.flush():
+                if not self._picture(picture):
+                    return self.end("stopped")
+            return None
         if not self.live:
             self.live = True
             source._set_state(SourceState.LIVE, last_error=None)
@@ -482,12 +485,20 @@ class _Reader:
             source._log_mode_switch(wanted, self.keyframe_interval)
             self.decoder = source._new_decoder(self.stream, wanted)
 
+    def _media_time(self, picture: av.VideoFrame) -> float | None:
+        """Seconds on the stream's clock (pictures drained at the end carry no time base)."""
+        if picture.pts is None:
+            return None
+        time_base = picture.time_base or self.stream.time_base
+        return None if time_base is None else float(picture.pts * time_base)
+
     def _picture(self, picture: av.VideoFrame) -> bool:
         """Count a decoded picture and hand it on if an analysis is due; False on stop."""
         source = self.source
         captured = self.arrivals.pop(picture.pts, None) if picture.pts is not None else None
-        if self.is_file and not self.offline and picture.time is not None:
-            self.pace_origin = source._pace(picture.time, self.pace_origin)
+        media_time = self._media_time(picture)
+        if self.is_file and not self.offline and media_time is not None:
+            self.pace_origin = source._pace(media_time, self.pace_origin)
             if source._stop.is_set():
                 return False
             captured = source._clock()
@@ -496,7 +507,7 @@ class _Reader:
         source.health.update(last_frame_at=captured)
         source.health.add("frames_in")
         # Offline files are sampled in video time, cameras and paced files in wall time.
-        stamp = picture.time if self.offline and picture.time is not None else captured
+        stamp = media_time if self.offline and media_time is not None else captured
         if stamp - self.last_out < 0.9 / source.analysis_fps:
             return True  # decoded for continuity, not analysed: no conversion
         self.last_out = stamp
