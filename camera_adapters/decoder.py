@@ -15,16 +15,49 @@ import av
 from av.codec.hwaccel import HWAccel
 
 FULL_DECODE_MAX_THREADS = 4
+# A stream whose single-threaded full decoding keeps a core busier than this gets frame
+# threads: below it one thread keeps up in real time and threads only add CPU (measured on
+# 1080p25 in benchmarks/results/decode.md: frame threads cost ~5 % more CPU, gain no speed
+# on a busy machine).
+HEAVY_DECODE_BUSY_FRACTION = 0.5
 
 
-def decoder_threads(keyframes_only: bool, requested: int = 0) -> int:
-    """Threads for one stream's decoder: frame threading multiplies the frames in flight and
-    costs more than it saves when only keyframes are decoded; for full decoding it pays."""
+def decoder_threads(keyframes_only: bool, requested: int = 0, *, heavy: bool = False) -> int:
+    """Threads for one stream's decoder.
+
+    Keyframes only: one (frame threads hold several keyframes in flight and cost more than
+    they save). Every frame: one while a single thread keeps up easily, frame threads (up to
+    FULL_DECODE_MAX_THREADS) once decoding proves ``heavy``. ``requested`` > 0 overrides.
+    """
     if requested > 0:
         return requested
-    if keyframes_only:
+    if keyframes_only or not heavy:
         return 1
     return max(1, min(FULL_DECODE_MAX_THREADS, os.cpu_count() or 1))
+
+
+class DecodeLoad:
+    """How busy one stream keeps its decoder, over windows of wall time."""
+
+    def __init__(self, window_s: float = 5.0, threshold: float = HEAVY_DECODE_BUSY_FRACTION):
+        self.window_s = window_s
+        self.threshold = threshold
+        self._busy = 0.0
+        self._start: float | None = None
+        self.last_fraction: float | None = None
+
+    def record(self, busy_s: float, now: float) -> bool:
+        """Add time spent decoding; True when a finished window was busier than the
+        threshold (the stream is heavy)."""
+        if self._start is None:
+            self._start = now
+        self._busy += busy_s
+        elapsed = now - self._start
+        if elapsed < self.window_s:
+            return False
+        self.last_fraction = self._busy / elapsed
+        self._busy, self._start = 0.0, now
+        return self.last_fraction > self.threshold
 
 
 class Decoder:

@@ -34,7 +34,7 @@ from typing import Literal
 
 import av
 
-from camera_adapters.decoder import Decoder, decoder_threads
+from camera_adapters.decoder import DecodeLoad, Decoder, decoder_threads
 from camera_adapters.failures import (
     EndKind,
     SessionEnd,
@@ -67,8 +67,8 @@ class SourceOptions:
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 5.0  # a camera that returns is back within ~7 s
     auth_retry_s: float = 60.0  # wrong credentials: retry this rarely (±20 % jitter)
-    # Decoder threads: 0 picks per mode (one thread for keyframes only, frame threads up to
-    # FULL_DECODE_MAX_THREADS for full decoding, where they pay; see benchmarks/decode.py).
+    # Decoder threads: 0 decides per stream (one thread; frame threads for full decoding of a
+    # stream that keeps one thread more than half busy, where they pay). See decoder.py.
     decode_threads: int = 0
     # Hardware decoder (an FFmpeg device type such as "cuda", "vaapi", "qsv"); falls back to
     # the CPU decoder, with a note in health, when the device is missing.
@@ -298,11 +298,13 @@ class PyAVSource:
             return True  # start cheap; switch once keyframes prove too sparse
         return keyframe_interval <= 1.0 / self.analysis_fps * 1.05
 
-    def _new_decoder(self, stream: av.video.stream.VideoStream, keyframes: bool) -> Decoder:
+    def _new_decoder(
+        self, stream: av.video.stream.VideoStream, keyframes: bool, *, heavy: bool = False
+    ) -> Decoder:
         decoder = Decoder(
             stream,
             keyframes,
-            decoder_threads(keyframes, self.options.decode_threads),
+            decoder_threads(keyframes, self.options.decode_threads, heavy=heavy),
             self.options.hwaccel,
         )
         if decoder.note:
@@ -408,6 +410,8 @@ class _Reader:
         self.pace_origin: tuple[float, float] | None = None
         self.last_packet = time.monotonic()
         self.last_picture = self.last_packet
+        self.load = DecodeLoad()
+        self.heavy = False  # full decoding proved too much for one thread
         self.decoder = source._new_decoder(stream, source._wants_keyframes(None))
         if stream.codec_context.width:
             source.health.update(
@@ -419,7 +423,9 @@ class _Reader:
 
     def restart(self) -> None:
         """After a file loops: fresh decoder, fresh timing."""
-        self.decoder = self.source._new_decoder(self.stream, self.decoder.keyframes_only)
+        self.decoder = self.source._new_decoder(
+            self.stream, self.decoder.keyframes_only, heavy=self.heavy
+        )
         self.keyframe_times.clear()
         self.pace_origin = None
         self.last_out = float("-inf")
@@ -451,11 +457,16 @@ class _Reader:
                     del self.arrivals[old]
         if packet.is_keyframe:
             self._keyframe(packet)
+        busy = time.perf_counter()
         try:
             pictures = self.decoder.decode(packet)
         except av.FFmpegError:
             source.health.add("decode_errors")
             pictures = []
+        busy = time.perf_counter() - busy
+        heavy = not self.offline and self.load.record(busy, arrived)
+        if heavy and not self.decoder.keyframes_only:
+            self.heavy = True  # frame threads from the next keyframe on
         if pictures:
             self.last_picture = arrived
         elif not self.is_file:
@@ -481,9 +492,16 @@ class _Reader:
             self.keyframe_interval = _median_gap(self.keyframe_times)
             source.health.update(keyframe_interval_s=self.keyframe_interval)
         wanted = source._wants_keyframes(self.keyframe_interval)
-        if wanted != self.decoder.keyframes_only:
-            source._log_mode_switch(wanted, self.keyframe_interval)
-            self.decoder = source._new_decoder(self.stream, wanted)
+        threads = decoder_threads(wanted, source.options.decode_threads, heavy=self.heavy)
+        if wanted != self.decoder.keyframes_only or threads != self.decoder.threads:
+            if wanted != self.decoder.keyframes_only:
+                source._log_mode_switch(wanted, self.keyframe_interval)
+            else:
+                log.info(
+                    "full decoding keeps one core busy; using frame threads",
+                    extra={"camera": source.spec.id, "busy": self.load.last_fraction},
+                )
+            self.decoder = source._new_decoder(self.stream, wanted, heavy=self.heavy)
 
     def _media_time(self, picture: av.VideoFrame) -> float | None:
         """Seconds on the stream's clock (pictures drained at the end carry no time base)."""

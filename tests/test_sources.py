@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import pytest
 
-from camera_adapters.decoder import decoder_threads
+from camera_adapters.decoder import DecodeLoad, decoder_threads
 from camera_adapters.frames import Frame
 from camera_adapters.health import SourceState
 from camera_adapters.pyav_source import PyAVSource, SourceOptions
@@ -169,10 +169,18 @@ def test_hardware_decoder_falls_back_to_the_cpu(
         assert any("hardware decoder 'cuda' unavailable" in r.getMessage() for r in caplog.records)
 
 
-def test_decoder_threads_follow_the_decode_mode() -> None:
+def test_decoder_threads_only_where_they_pay() -> None:
     assert decoder_threads(keyframes_only=True) == 1
-    assert decoder_threads(keyframes_only=False) == max(1, min(4, os.cpu_count() or 1))
+    assert decoder_threads(keyframes_only=True, heavy=True) == 1
+    assert decoder_threads(keyframes_only=False) == 1
+    assert decoder_threads(keyframes_only=False, heavy=True) == max(1, min(4, os.cpu_count() or 1))
     assert decoder_threads(keyframes_only=True, requested=3) == 3
+    load = DecodeLoad(window_s=5.0, threshold=0.5)
+    assert not load.record(0.01, now=100.0)
+    assert not any(load.record(0.01, now=100.0 + i / 25) for i in range(1, 125))
+    assert not load.record(0.01, now=105.0) and load.last_fraction == pytest.approx(0.25, 0.05)
+    assert not any(load.record(0.03, now=105.0 + i / 25) for i in range(1, 125))
+    assert load.record(0.03, now=110.0) and load.last_fraction == pytest.approx(0.75, 0.05)
 
 
 @pytest.mark.parametrize(
