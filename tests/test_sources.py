@@ -17,6 +17,7 @@ from camera_adapters.decoder import DecodeLoad, decoder_threads
 from camera_adapters.frames import Frame
 from camera_adapters.health import SourceState
 from camera_adapters.pyav_source import PyAVSource, SourceOptions
+from camera_adapters.redact import redact_text
 from camera_adapters.spec import CameraSpec
 from sharpeyes import sample_clips
 from sharpeyes.devservers.rtsp import RtspServer
@@ -200,3 +201,16 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     finally:
         assert source.stop(5)
     assert "video file not found" in health.last_error and "nope.mp4" in health.last_error
+
+
+def test_passwords_are_masked_in_every_form() -> None:
+    spec = camera("rtsp://192.0.2.1/live", username="admin", password="p@ss/w:rd")
+    url = spec.stream_url()
+    assert url == "rtsp://admin:p%40ss%2Fw%3Ard@192.0.2.1/live"
+    message = f"Server returned 401 Unauthorized: '{url}' (password p@ss/w:rd)"
+    masked = redact_text(message, spec.secrets())
+    assert "p@ss" not in masked and "p%40ss" not in masked and "***@192.0.2.1" in masked
+    assert "p@ss" not in repr(spec) and "p@ss" not in str(spec.model_dump(mode="json"))
+    embedded = camera("rtsp://admin:p@ss@192.0.2.1/live")  # an unencoded '@' in the password
+    assert embedded.display_source() == "rtsp://***@192.0.2.1/live"
+    assert redact_text(f"cannot open {embedded.source}") == "cannot open rtsp://***@192.0.2.1/live"
