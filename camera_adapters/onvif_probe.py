@@ -461,6 +461,40 @@ def _merge(media1: OnvifProfile | None, media2: OnvifProfile) -> OnvifProfile:
     )
 
 
+def fetch_snapshot(
+    profile: OnvifProfile, username: str | None, password: str | None, *, timeout: float = 10.0
+) -> bytes:
+    """The profile's JPEG snapshot, with HTTP digest authentication (as cameras require)."""
+    return asyncio.run(_fetch_snapshot(profile, username, password, timeout))
+
+
+async def _fetch_snapshot(
+    profile: OnvifProfile, username: str | None, password: str | None, timeout: float
+) -> bytes:
+    import aiohttp
+
+    if not profile.snapshot_uri:
+        raise OnvifError(f"profile '{profile.token}' has no snapshot URI")
+    uri, _ = _strip_userinfo(profile.snapshot_uri)
+    middlewares = (aiohttp.DigestAuthMiddleware(username, password or ""),) if username else ()
+    try:
+        async with (
+            aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=timeout), middlewares=middlewares
+            ) as session,
+            session.get(uri) as response,
+        ):
+            if response.status in (401, 403):
+                raise OnvifAuthError(f"the camera refused the snapshot at {redact_url(uri)}")
+            if response.status >= 300:
+                raise OnvifError(f"snapshot {redact_url(uri)} answered HTTP {response.status}")
+            return await response.read()
+    except aiohttp.ClientError as error:
+        raise OnvifUnreachable(f"cannot fetch the snapshot {redact_url(uri)}: {error}") from None
+    except TimeoutError:
+        raise OnvifUnreachable(f"no snapshot from {redact_url(uri)} within {timeout:g} s") from None
+
+
 # -- reading replies -----------------------------------------------------------------------
 
 

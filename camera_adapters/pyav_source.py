@@ -9,7 +9,8 @@ conversion, so no full-resolution RGB copy is ever made.
 
 Network failures are told apart because integrators act on them differently: a camera that
 goes silent (``stalled``: no video packet for ``stall_timeout_s``, or packets that never decode)
-is reconnected at once; one that refuses or drops the connection is retried with backoff; one
+or refuses or drops the connection is retried with capped exponential backoff (reset after a
+session that delivered frames, so a stall after hours of video reconnects within a second); one
 that rejects the credentials (``failed_auth``) is retried only every ``auth_retry_s`` so that
 it does not lock the account or flood the camera's log.
 
@@ -129,6 +130,7 @@ class PyAVSource:
         self._rate_lock = threading.Lock()
         self._analysis_fps = self.options.analysis_fps
         self._last_logged: tuple[str, str | None] | None = None
+        self._hardware_note_logged = False
         self.health.update(
             analysis_fps=self._analysis_fps,
             transport=None if spec.is_file else spec.transport,
@@ -310,7 +312,8 @@ class PyAVSource:
             decoder_threads(keyframes, self.options.decode_threads, heavy=heavy),
             self.options.hwaccel,
         )
-        if decoder.note:
+        if decoder.note and not self._hardware_note_logged:
+            self._hardware_note_logged = True  # once per source, not per reconnect
             log.warning(decoder.note, extra={"camera": self.spec.id})
         self.health.update(
             decode_mode="keyframes" if keyframes else "all", decoder=decoder.describe()

@@ -107,6 +107,10 @@ def test_probe_reads_identity_profiles_and_stream_uris(
         assert operation in operations
     assert device.log.rejected == []  # every authenticated call carried a valid digest
     assert "Cam-p@ss" not in repr(camera)
+    jpeg = onvif_probe.fetch_snapshot(main, USER, PASSWORD, timeout=10)
+    assert jpeg == device.config.snapshot_jpeg and device.log.snapshots == 1
+    with pytest.raises(onvif_probe.OnvifAuthError):
+        onvif_probe.fetch_snapshot(main, USER, "not-it", timeout=10)
 
 
 def test_the_probed_camera_is_a_spec_the_pipeline_runs(device: OnvifTestDevice) -> None:
@@ -207,7 +211,7 @@ def test_directed_ws_discovery_finds_the_camera(device: OnvifTestDevice) -> None
 
 
 def test_cli_probe_prints_profiles_and_a_config_entry_that_loads(
-    device: OnvifTestDevice, restore_logging: None
+    device: OnvifTestDevice, restore_logging: None, tmp_path: Path
 ) -> None:
     runner = CliRunner()
     result = runner.invoke(
@@ -220,6 +224,8 @@ def test_cli_probe_prints_profiles_and_a_config_entry_that_loads(
             USER,
             "--id",
             "plaza-east",
+            "--snapshot",
+            str(tmp_path / "snapshot.jpg"),
             "--json",
         ],
         env={"SHARPEYES_CAMERA_PASSWORD": PASSWORD},
@@ -228,6 +234,7 @@ def test_cli_probe_prints_profiles_and_a_config_entry_that_loads(
     assert PASSWORD not in result.output
     report = json.loads(result.output)
     assert report["chosen_profile"] == "main"
+    assert (tmp_path / "snapshot.jpg").read_bytes() == device.config.snapshot_jpeg
     assert report["stream"]["codec"] == "h264" and report["stream"]["width"] == 768
     assert report["stream"]["keyframe_interval_s"] == pytest.approx(1.0, abs=0.05)
     entry = report["camera"]

@@ -308,28 +308,14 @@ def _probe_onvif(target: str, options: dict[str, Any]) -> None:
 
 
 def _save_snapshot(camera: Any, profile: Any, options: dict[str, Any]) -> str:
-    import asyncio
+    from camera_adapters import onvif_probe
 
-    from onvif import ONVIFCamera
-
-    async def fetch() -> bytes | None:
-        device = ONVIFCamera(
-            camera.address.host, camera.address.port, options["username"], options["password"]
-        )
-        try:
-            device._snapshot_uris[profile.token] = profile.snapshot_uri
-            return await device.get_snapshot(profile.token, timeout=options["timeout"])
-        finally:
-            await device.close()
-
-    if not profile.snapshot_uri:
-        return "the profile has no snapshot URI"
     try:
-        data = asyncio.run(fetch())
-    except Exception as error:  # a failed snapshot must not hide the rest of the probe
-        return f"failed: {type(error).__name__}"
-    if not data:
-        return "the camera returned no image"
+        data = onvif_probe.fetch_snapshot(
+            profile, options["username"], options["password"], timeout=options["timeout"]
+        )
+    except onvif_probe.OnvifError as error:  # a failed snapshot must not hide the rest
+        return f"failed: {error}"
     path: Path = options["snapshot"]
     path.write_bytes(data)
     return f"{len(data)} bytes saved to {path}"
