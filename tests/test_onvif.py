@@ -226,6 +226,8 @@ def test_cli_probe_prints_profiles_and_a_config_entry_that_loads(
             "plaza-east",
             "--snapshot",
             str(tmp_path / "snapshot.jpg"),
+            "--seconds",
+            "2.5",
             "--json",
         ],
         env={"SHARPEYES_CAMERA_PASSWORD": PASSWORD},
@@ -273,7 +275,10 @@ def test_cli_errors_have_exit_codes_and_no_traceback(
     assert "nope-nope" not in rtsp_wrong.output
     rtsp_ok = runner.invoke(
         cli,
-        ["cameras", "probe", camera_streams.url("sub"), "-u", USER, "--analysis-fps", "4"],
+        [
+            *("cameras", "probe", camera_streams.url("sub"), "-u", USER),
+            *("--analysis-fps", "4", "--seconds", "2.5"),
+        ],
         env={"SHARPEYES_CAMERA_PASSWORD": PASSWORD},
     )
     assert rtsp_ok.exit_code == 0, rtsp_ok.output
