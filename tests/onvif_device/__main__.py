@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 
+from tests.netns import enter_private_loopback
 from tests.onvif_device.device import DeviceConfig, OnvifTestDevice, Profile
 from tests.onvif_device.discovery import DiscoveryResponder
 
@@ -45,12 +45,8 @@ def _device(host: str, rtsp: str, username: str, password: str, port: int = 0) -
 
 
 def netns_check() -> int:
-    interfaces = sorted(name for _, name in socket.if_nameindex())
-    if interfaces != ["lo"]:  # refuse to touch a real network: this needs its own namespace
-        print(json.dumps({"error": f"not a private network namespace: {interfaces}"}))
-        return 2
+    enter_private_loopback()  # refuses to touch a real network
     for command in (
-        ["ip", "link", "set", "lo", "up"],
         ["ip", "link", "set", "lo", "multicast", "on"],
         ["ip", "addr", "add", f"{NETNS_ADDRESS}/32", "dev", "lo"],
         ["ip", "route", "add", "224.0.0.0/4", "dev", "lo"],
