@@ -20,7 +20,6 @@ import base64
 import hashlib
 import os
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -459,9 +458,3 @@ def _split_header(text: str) -> list[str]:
     if current.strip():
         parts.append(current)
     return parts
-
-
-def wait_until_listening(device: OnvifTestDevice, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not device._thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.01)
