@@ -9,6 +9,14 @@ from enum import StrEnum
 
 
 class SourceState(StrEnum):
+    """Where a camera's connection stands.
+
+    ``stalled`` means the camera stopped sending (or never started) while its connection was
+    up; the source shows it until the next connection attempt. ``backoff`` is the wait before
+    the next attempt after any other failure; ``failed_auth`` the (much longer) wait after the
+    camera refused the credentials.
+    """
+
     CONNECTING = "connecting"
     LIVE = "live"
     STALLED = "stalled"
@@ -31,6 +39,15 @@ class HealthSnapshot:
     last_error: str | None
     decode_mode: str
     stream_size: tuple[int, int] | None
+    packets_in: int = 0  # compressed video packets read (every frame, decoded or skipped)
+    keyframes_in: int = 0  # of which keyframes
+    stalls: int = 0  # times the stream went silent and was reconnected
+    state_since: float | None = None  # wall-clock time the current state began
+    next_attempt_at: float | None = None  # when the next connection attempt is due
+    keyframe_interval_s: float | None = None  # measured from the stream's timestamps
+    analysis_fps: float | None = None  # the rate frames are handed on at (may be changed live)
+    transport: str | None = None  # tcp / udp for RTSP, None for files
+    decoder: str | None = None  # codec, device and threads of the current decoder
 
     @property
     def last_frame_age_s(self) -> float | None:
@@ -50,18 +67,29 @@ class HealthCounters:
         self._lock = threading.Lock()
         self.camera_id = camera_id
         self.state = SourceState.CONNECTING
+        self.state_since: float | None = time.time()
         self.frames_in = 0
         self.frames_out = 0
         self.frames_analysed = 0
         self.decode_errors = 0
         self.reconnects = 0
+        self.packets_in = 0
+        self.keyframes_in = 0
+        self.stalls = 0
         self.last_frame_at: float | None = None
         self.last_error: str | None = None
         self.decode_mode = "keyframes"
         self.stream_size: tuple[int, int] | None = None
+        self.next_attempt_at: float | None = None
+        self.keyframe_interval_s: float | None = None
+        self.analysis_fps: float | None = None
+        self.transport: str | None = None
+        self.decoder: str | None = None
 
     def update(self, **changes: object) -> None:
         with self._lock:
+            if "state" in changes and changes["state"] != self.state:
+                self.state_since = time.time()
             for key, value in changes.items():
                 setattr(self, key, value)
 
@@ -83,4 +111,13 @@ class HealthCounters:
                 last_error=self.last_error,
                 decode_mode=self.decode_mode,
                 stream_size=self.stream_size,
+                packets_in=self.packets_in,
+                keyframes_in=self.keyframes_in,
+                stalls=self.stalls,
+                state_since=self.state_since,
+                next_attempt_at=self.next_attempt_at,
+                keyframe_interval_s=self.keyframe_interval_s,
+                analysis_fps=self.analysis_fps,
+                transport=self.transport,
+                decoder=self.decoder,
             )

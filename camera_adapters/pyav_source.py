@@ -1,19 +1,33 @@
 """A camera (RTSP stream or video file) decoded with PyAV on its own thread.
 
 Each source keeps only its newest frame, reconnects on its own with capped exponential
-backoff, and decodes as little as the analysis needs: keyframes only (the decoder's own
-``skip_frame``, never dropping packets by hand, which corrupts frames) when the analysis rate
-is at or below the keyframe rate, otherwise every frame but converting only those that will
-be analysed. Resizing to the analysis size happens inside the decoder's colour conversion, so
-no full-resolution RGB copy is ever made.
+backoff and jitter, and decodes as little as the analysis needs: keyframes only (the decoder's
+own ``skip_frame``, never dropping packets by hand, which corrupts frames) when the analysis
+rate is at or below the keyframe rate, otherwise every frame but converting only those that
+will be analysed. Resizing to the analysis size happens inside the decoder's colour
+conversion, so no full-resolution RGB copy is ever made.
+
+Network failures are told apart because integrators act on them differently: a camera that
+goes silent (``stalled``: no video packet for ``stall_timeout_s``, or packets that never decode)
+or refuses or drops the connection is retried with capped exponential backoff (reset after a
+session that delivered frames, so a stall after hours of video reconnects within a second); one
+that rejects the credentials (``failed_auth``) is retried only every ``auth_retry_s`` so that
+it does not lock the account or flood the camera's log.
+
+Stopping is bounded, not instant: FFmpeg's blocking reads are interrupted by PyAV's timeout
+callback, so a source blocked on a silent camera notices a stop request within
+``stall_timeout_s`` (within ``open_timeout_s`` twice while connecting). A live stream stops
+within one packet.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +35,13 @@ from typing import Literal
 
 import av
 
+from camera_adapters.decoder import DecodeLoad, Decoder, decoder_threads
+from camera_adapters.failures import (
+    EndKind,
+    SessionEnd,
+    explain_open_failure,
+    explain_read_failure,
+)
 from camera_adapters.frames import Frame, LatestFrame
 from camera_adapters.health import HealthCounters, HealthSnapshot, SourceState
 from camera_adapters.redact import redact_text, redact_url
@@ -30,6 +51,10 @@ log = logging.getLogger(__name__)
 
 DecodeMode = Literal["auto", "keyframes", "all"]
 
+# Until a stream's keyframe interval is measured, assume this (cameras use 1–4 s, some
+# "smart codec" modes up to 10 s) when judging whether packets that never decode mean a stall.
+ASSUMED_KEYFRAME_INTERVAL_S = 5.0
+
 
 @dataclass(frozen=True)
 class SourceOptions:
@@ -38,11 +63,40 @@ class SourceOptions:
     analysis_size: tuple[int, int] = (416, 416)  # frames are resized to fit inside (w, h)
     analysis_fps: float = 1.0
     decode: DecodeMode = "auto"
-    open_timeout_s: float = 10.0
-    read_timeout_s: float = 10.0
+    open_timeout_s: float = 10.0  # per step of opening (session set-up, then stream probe)
+    stall_timeout_s: float = 5.0  # no video packet for this long: stalled, reconnect
     backoff_initial_s: float = 1.0
-    backoff_max_s: float = 30.0
-    auth_retry_s: float = 60.0
+    backoff_max_s: float = 5.0  # a camera that returns is back within ~7 s
+    auth_retry_s: float = 60.0  # wrong credentials: retry this rarely (±20 % jitter)
+    # Decoder threads: 0 decides per stream (one thread; frame threads for full decoding of a
+    # stream that keeps one thread more than half busy, where they pay). See decoder.py.
+    decode_threads: int = 0
+    # Hardware decoder (an FFmpeg device type such as "cuda", "vaapi", "qsv"); falls back to
+    # the CPU decoder, with a note in health, when the device is missing.
+    hwaccel: str | None = None
+    realtime: bool = True  # play file sources at their own frame rate, like a camera
+
+    def __post_init__(self) -> None:
+        width, height = self.analysis_size
+        problems = []
+        if width < 1 or height < 1:
+            problems.append(f"analysis_size must be positive, got {self.analysis_size}")
+        for name in (
+            "analysis_fps",
+            "open_timeout_s",
+            "stall_timeout_s",
+            "backoff_initial_s",
+            "backoff_max_s",
+            "auth_retry_s",
+        ):
+            if not getattr(self, name) > 0:
+                problems.append(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.decode not in ("auto", "keyframes", "all"):
+            problems.append(f"decode must be auto, keyframes or all, got {self.decode!r}")
+        if self.decode_threads < 0:
+            problems.append(f"decode_threads must be >= 0, got {self.decode_threads}")
+        if problems:
+            raise ValueError("; ".join(problems))
 
 
 def fit_inside(width: int, height: int, box: tuple[int, int]) -> tuple[int, int]:
@@ -50,16 +104,6 @@ def fit_inside(width: int, height: int, box: tuple[int, int]) -> tuple[int, int]
     are not required because the conversion writes packed BGR."""
     scale = min(box[0] / width, box[1] / height)
     return max(1, round(width * scale)), max(1, round(height * scale))
-
-
-class AuthenticationFailed(RuntimeError):
-    pass
-
-
-def _is_auth_error(error: BaseException) -> bool:
-    return isinstance(
-        error, av.error.HTTPUnauthorizedError | av.error.HTTPForbiddenError | PermissionError
-    )
 
 
 class PyAVSource:
@@ -82,6 +126,16 @@ class PyAVSource:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._sequence = 0
+        self._secrets = spec.secrets()
+        self._rate_lock = threading.Lock()
+        self._analysis_fps = self.options.analysis_fps
+        self._last_logged: tuple[str, str | None] | None = None
+        self._hardware_note_logged = False
+        self.health.update(
+            analysis_fps=self._analysis_fps,
+            transport=None if spec.is_file else spec.transport,
+            decode_mode="all" if self.options.decode == "all" else "keyframes",
+        )
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -92,11 +146,17 @@ class PyAVSource:
         )
         self._thread.start()
 
-    def stop(self, timeout: float = 15.0) -> None:
+    def request_stop(self) -> None:
+        """Ask the decode thread to finish without waiting (stop many sources at once)."""
+        self._stop.set()
+
+    def stop(self, timeout: float = 15.0) -> bool:
+        """Stop and wait up to ``timeout`` s; True when the decode thread has finished."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        self.health.update(state=SourceState.STOPPED)
+        self.health.update(state=SourceState.STOPPED, next_attempt_at=None)
+        return not self.alive
 
     @property
     def alive(self) -> bool:
@@ -108,151 +168,206 @@ class PyAVSource:
     def mark_analysed(self) -> None:
         self.health.add("frames_analysed")
 
-    # -- decode loop -------------------------------------------------------------------
+    @property
+    def analysis_fps(self) -> float:
+        with self._rate_lock:
+            return self._analysis_fps
+
+    def set_analysis_rate(self, fps: float) -> None:
+        """Change how often frames are handed on, while running (e.g. to shed load).
+
+        Thread-safe. In ``auto`` decode mode the choice between keyframes only and full
+        decoding follows at the next keyframe, the only point where it can switch cleanly.
+        """
+        if not fps > 0:
+            raise ValueError(f"analysis rate must be > 0 frames per second, got {fps}")
+        with self._rate_lock:
+            self._analysis_fps = float(fps)
+        self.health.update(analysis_fps=float(fps))
+
+    # -- connection loop ---------------------------------------------------------------
     def _run(self) -> None:
         backoff = self.options.backoff_initial_s
-        first = True
-        while not self._stop.is_set():
-            if not first:
-                self.health.add("reconnects")
-            first = False
-            self.health.update(state=SourceState.CONNECTING)
-            try:
-                delivered = self._stream_once()
-            except AuthenticationFailed as error:
-                self._fail(SourceState.FAILED_AUTH, error)
-                self._stop.wait(self.options.auth_retry_s)
-                continue
-            except (av.FFmpegError, OSError, ValueError, RuntimeError) as error:
-                self._fail(SourceState.BACKOFF, error)
-                delivered = False
+        attempt = 0
+        try:
+            while not self._stop.is_set():
+                if attempt:
+                    self.health.add("reconnects")
+                attempt += 1
+                self._set_state(SourceState.CONNECTING, next_attempt_at=None)
+                try:
+                    end = self._session()
+                except Exception as error:  # never let one camera's thread die silently
+                    trace = "".join(traceback.format_exception(error))
+                    log.error(
+                        "camera session crashed",
+                        extra={
+                            "camera": self.spec.id,
+                            "traceback": redact_text(trace, self._secrets),
+                        },
+                    )
+                    end = SessionEnd("error", f"internal error: {type(error).__name__}")
+                if self._stop.is_set() or end.kind == "stopped":
+                    break
+                if end.kind == "ended":
+                    self._set_state(SourceState.ENDED)
+                    return
+                if end.delivered:
+                    backoff = self.options.backoff_initial_s
+                if end.kind == "auth":
+                    delay = self.options.auth_retry_s * random.uniform(0.8, 1.2)
+                    state = SourceState.FAILED_AUTH
+                else:
+                    delay = backoff * random.uniform(0.5, 1.0)
+                    backoff = min(backoff * 2.0, self.options.backoff_max_s)
+                    state = SourceState.STALLED if end.kind == "stalled" else SourceState.BACKOFF
+                    if end.kind == "stalled":
+                        self.health.add("stalls")
+                self._record_failure(state, end.message, delay)
+                self._stop.wait(delay)
+        finally:
             if self._stop.is_set():
-                break
-            if delivered is None:  # a file that ended and does not loop
-                self.health.update(state=SourceState.ENDED)
-                return
-            if delivered:
-                backoff = self.options.backoff_initial_s
-            self.health.update(state=SourceState.BACKOFF)
-            delay = backoff * random.uniform(0.5, 1.0)
-            log.info(
-                "camera reconnect scheduled",
-                extra={"camera": self.spec.id, "delay_s": round(delay, 2)},
-            )
-            self._stop.wait(delay)
-            backoff = min(backoff * 2.0, self.options.backoff_max_s)
+                self.health.update(state=SourceState.STOPPED, next_attempt_at=None)
 
-    def _fail(self, state: SourceState, error: BaseException) -> None:
-        message = redact_text(f"{type(error).__name__}: {error}")
-        self.health.update(state=state, last_error=message)
-        log.warning(
-            "camera stream failed",
+    def _set_state(self, state: SourceState, **extra: object) -> None:
+        if self._stop.is_set() and state is not SourceState.STOPPED:
+            return
+        self.health.update(state=state, **extra)
+
+    def _record_failure(self, state: SourceState, message: str | None, delay: float) -> None:
+        message = redact_text(message or state.value, self._secrets)
+        self._set_state(state, last_error=message, next_attempt_at=time.time() + delay)
+        # Log a failure when it changes, not on every retry: thousands of cameras, hours down.
+        key = (state.value, message)
+        level = logging.WARNING if key != self._last_logged else logging.DEBUG
+        self._last_logged = key
+        log.log(
+            level,
+            "camera not streaming",
             extra={
                 "camera": self.spec.id,
                 "source": redact_url(self.spec.stream_url()),
                 "state": state.value,
                 "error": message,
+                "retry_in_s": round(delay, 2),
             },
         )
 
-    def _open(self) -> av.container.InputContainer:
-        url = self.spec.stream_url()
+    # -- one connection ----------------------------------------------------------------
+    def _open_options(self) -> dict[str, str]:
+        url = self.spec.stream_url().lower()
         options: dict[str, str] = {}
         if url.startswith(("rtsp://", "rtsps://")):
             options["rtsp_transport"] = self.spec.transport
-            options["timeout"] = str(int(self.options.read_timeout_s * 1_000_000))
-        try:
-            return av.open(
-                url,
-                options=options,
-                timeout=(self.options.open_timeout_s, self.options.read_timeout_s),
-            )
-        except av.FFmpegError as error:
-            if _is_auth_error(error):
-                raise AuthenticationFailed(
-                    f"the camera rejected the credentials for {redact_url(url)}"
-                ) from error
-            raise
+            options["allowed_media_types"] = "video"  # audio is never analysed
+            # Stream probing stops after 1 s of video instead of FFmpeg's 5: the decoder
+            # learns the rest from the first keyframe. Opening drops from ~3.5 s to ~1.2 s.
+            options["analyzeduration"] = "1000000"
+            # Socket I/O timeout (µs): a silent socket fails even where PyAV's callback
+            # is not polled.
+            options["timeout"] = str(int(self.options.stall_timeout_s * 1_000_000))
+            if self.spec.transport == "udp":
+                options["rtsp_flags"] = "filter_src"  # ignore RTP from anyone but the camera
+        return options
 
-    def _stream_once(self) -> bool | None:
-        """Decode until the stream ends or fails. True if any frame was delivered,
-        None when a non-looping file reached its end."""
-        delivered = False
-        container = self._open()
+    def _session(self) -> SessionEnd:
+        url = self.spec.stream_url()
+        started = time.monotonic()
         try:
-            stream = container.streams.video[0]
-            stream.thread_type = "SLICE"
-            keyframes_only = self.options.decode != "all"
-            if keyframes_only:
-                stream.codec_context.skip_frame = "NONKEY"
-            self.health.update(
-                state=SourceState.LIVE,
-                decode_mode="keyframes" if keyframes_only else "all",
-                stream_size=(stream.codec_context.width, stream.codec_context.height),
+            container = av.open(
+                url,
+                options=self._open_options(),
+                timeout=(self.options.open_timeout_s, self.options.stall_timeout_s),
             )
-            log.info(
-                "camera connected",
-                extra={
-                    "camera": self.spec.id,
-                    "source": redact_url(self.spec.stream_url()),
-                    "codec": stream.codec_context.name,
-                },
+        except (av.FFmpegError, OSError, ValueError) as error:
+            if self._stop.is_set():
+                return SessionEnd("stopped")
+            return explain_open_failure(
+                error,
+                url,
+                elapsed=time.monotonic() - started,
+                timeout=self.options.open_timeout_s,
+                is_file=self.spec.is_file,
             )
-            keyframe_times: deque[float] = deque(maxlen=8)
-            interval = 1.0 / self.options.analysis_fps
-            last_out = 0.0
-            pace_origin: tuple[float, float] | None = None
-            for packet in container.demux(stream):
-                if self._stop.is_set():
-                    break
-                if packet.size == 0:
-                    continue
-                if packet.is_keyframe and packet.pts is not None:
-                    keyframe_times.append(float(packet.pts * packet.time_base))
-                    if keyframes_only and self.options.decode == "auto":
-                        keyframes_only = self._keep_keyframe_mode(stream, keyframe_times)
-                try:
-                    decoded = packet.decode()
-                except av.FFmpegError:
-                    self.health.add("decode_errors")
-                    continue
-                for picture in decoded:
-                    now = self._clock()
-                    if self.spec.is_file and picture.time is not None:
-                        pace_origin = self._pace(picture.time, pace_origin)
-                        if self._stop.is_set():
-                            break
-                        now = self._clock()
-                    self.health.update(last_frame_at=now)
-                    self.health.add("frames_in")
-                    if now - last_out < interval * 0.9:
-                        continue  # decoded for continuity, not analysed: no conversion
-                    last_out = now
-                    self._deliver(picture, now)
-                    delivered = True
-            if self.spec.is_file and not self._stop.is_set():
-                return delivered if self.spec.loop else None
-            return delivered
+        try:
+            if not container.streams.video:
+                return SessionEnd("error", f"{redact_url(url)} has no video stream")
+            return self._read(container, container.streams.video[0])
         finally:
             container.close()
 
-    def _keep_keyframe_mode(self, stream: av.video.stream.VideoStream, times: deque[float]) -> bool:
-        """Switch to full decoding when keyframes come less often than analyses are due."""
-        if len(times) < 3:
-            return True
-        gaps = [b - a for a, b in zip(times, list(times)[1:], strict=False) if b > a]
-        if not gaps:
-            return True
-        keyframe_interval = sorted(gaps)[len(gaps) // 2]
-        if keyframe_interval <= 1.0 / self.options.analysis_fps * 1.05:
-            return True
-        stream.codec_context.skip_frame = "DEFAULT"
-        self.health.update(decode_mode="all")
-        log.info(
-            "keyframes too sparse for the analysis rate; decoding every frame",
-            extra={"camera": self.spec.id, "keyframe_interval_s": round(keyframe_interval, 2)},
+    def _wants_keyframes(self, keyframe_interval: float | None) -> bool:
+        if self.options.decode != "auto":
+            return self.options.decode == "keyframes"
+        if keyframe_interval is None:
+            return True  # start cheap; switch once keyframes prove too sparse
+        return keyframe_interval <= 1.0 / self.analysis_fps * 1.05
+
+    def _new_decoder(
+        self, stream: av.video.stream.VideoStream, keyframes: bool, *, heavy: bool = False
+    ) -> Decoder:
+        decoder = Decoder(
+            stream,
+            keyframes,
+            decoder_threads(keyframes, self.options.decode_threads, heavy=heavy),
+            self.options.hwaccel,
         )
-        return False
+        if decoder.note and not self._hardware_note_logged:
+            self._hardware_note_logged = True  # once per source, not per reconnect
+            log.warning(decoder.note, extra={"camera": self.spec.id})
+        self.health.update(
+            decode_mode="keyframes" if keyframes else "all", decoder=decoder.describe()
+        )
+        return decoder
+
+    def _read(
+        self, container: av.container.InputContainer, stream: av.video.stream.VideoStream
+    ) -> SessionEnd:
+        url = self.spec.stream_url()
+        reader = _Reader(self, stream)
+        log.info(
+            "camera connected",
+            extra={
+                "camera": self.spec.id,
+                "source": redact_url(url),
+                "codec": stream.codec_context.name,
+                "decoder": reader.decoder.describe(),
+            },
+        )
+        while True:
+            try:
+                for packet in container.demux(stream):
+                    end = reader.packet(packet)
+                    if end is not None:
+                        return end
+            except (av.FFmpegError, OSError) as error:
+                if self._stop.is_set():
+                    return reader.end("stopped")
+                silence = time.monotonic() - reader.last_packet
+                end = explain_read_failure(error, url, silence_s=silence)
+                return reader.end(end.kind, end.message)
+            if self._stop.is_set():
+                return reader.end("stopped")
+            if not self.spec.is_file:
+                return reader.end("closed", "the camera closed the stream (end of stream)")
+            if not self.spec.loop:
+                return reader.end("ended")
+            container.seek(0)  # loop a file in place: a demo camera that never ends
+            reader.restart()
+
+    def _log_mode_switch(self, keyframes: bool, keyframe_interval: float | None) -> None:
+        log.info(
+            "decoding keyframes only"
+            if keyframes
+            else "keyframes too sparse for the analysis rate; decoding every frame",
+            extra={
+                "camera": self.spec.id,
+                "keyframe_interval_s": None
+                if keyframe_interval is None
+                else round(keyframe_interval, 2),
+                "analysis_fps": self.analysis_fps,
+            },
+        )
 
     def _pace(self, media_time: float, origin: tuple[float, float] | None) -> tuple[float, float]:
         """Play files at their own rate, like a camera would deliver them."""
@@ -264,14 +379,14 @@ class PyAVSource:
             self._stop.wait(delay)
         return origin
 
-    def _deliver(self, picture: av.VideoFrame, now: float) -> None:
+    def _deliver(self, picture: av.VideoFrame, captured_at: float) -> None:
         width, height = fit_inside(picture.width, picture.height, self.options.analysis_size)
         image = picture.to_ndarray(width=width, height=height, format="bgr24", interpolation="AREA")
         self._sequence += 1
         self.frames.put(
             Frame(
                 camera_id=self.spec.id,
-                captured_at=now,
+                captured_at=captured_at,
                 image=image,
                 source_size=(picture.width, picture.height),
                 sequence=self._sequence,
@@ -279,4 +394,155 @@ class PyAVSource:
                 _decoded=picture,
             )
         )
+        self.health.update(stream_size=(picture.width, picture.height))
         self.health.add("frames_out")
+
+
+class _Reader:
+    """The state of one connection: decoder, keyframe timing, pacing, stall watchdog."""
+
+    def __init__(self, source: PyAVSource, stream: av.video.stream.VideoStream) -> None:
+        self.source = source
+        self.stream = stream
+        self.is_file = source.spec.is_file
+        self.offline = self.is_file and not source.options.realtime
+        self.stall_after = source.options.stall_timeout_s
+        self.keyframe_times: deque[float] = deque(maxlen=9)
+        self.keyframe_interval: float | None = None
+        self.arrivals: dict[int, float] = {}  # pts → wall-clock arrival (capture time)
+        self.delivered = False
+        self.live = False
+        self.last_out = float("-inf")
+        self.pace_origin: tuple[float, float] | None = None
+        self.last_packet = time.monotonic()
+        self.last_picture = self.last_packet
+        self.load = DecodeLoad()
+        self.heavy = False  # full decoding proved too much for one thread
+        self.decoder = source._new_decoder(stream, source._wants_keyframes(None))
+        if stream.codec_context.width:
+            source.health.update(
+                stream_size=(stream.codec_context.width, stream.codec_context.height)
+            )
+
+    def end(self, kind: EndKind, message: str | None = None) -> SessionEnd:
+        return SessionEnd(kind, message, delivered=self.delivered)
+
+    def restart(self) -> None:
+        """After a file loops: fresh decoder, fresh timing."""
+        self.decoder = self.source._new_decoder(
+            self.stream, self.decoder.keyframes_only, heavy=self.heavy
+        )
+        self.keyframe_times.clear()
+        self.pace_origin = None
+        self.last_out = float("-inf")
+
+    def packet(self, packet: av.Packet) -> SessionEnd | None:
+        """Handle one demuxed packet; a SessionEnd when the session must end."""
+        source = self.source
+        if source._stop.is_set():
+            return self.end("stopped")
+        arrived = time.monotonic()
+        silence, self.last_packet = arrived - self.last_packet, arrived
+        if not self.is_file and silence >= self.stall_after:
+            # PyAV's read timeout fired, but FFmpeg handed back the picture its parser still
+            # held: the camera was silent for the stall limit all the same.
+            return self.end("stalled", f"no video data for {silence:.1f} s")
+        if packet.size == 0:  # end of stream: drain what frame threads still hold
+            for picture in self.decoder.flush():
+                if not self._picture(picture):
+                    return self.end("stopped")
+            return None
+        if not self.live:
+            self.live = True
+            source._set_state(SourceState.LIVE, last_error=None)
+        source.health.add("packets_in")
+        if packet.pts is not None:
+            self.arrivals[packet.pts] = source._clock()
+            if len(self.arrivals) > 256:
+                for old in list(self.arrivals)[:128]:
+                    del self.arrivals[old]
+        if packet.is_keyframe:
+            self._keyframe(packet)
+        busy = time.perf_counter()
+        try:
+            pictures = self.decoder.decode(packet)
+        except av.FFmpegError:
+            source.health.add("decode_errors")
+            pictures = []
+        busy = time.perf_counter() - busy
+        heavy = not self.offline and self.load.record(busy, arrived)
+        if heavy and not self.decoder.keyframes_only:
+            self.heavy = True  # frame threads from the next keyframe on
+        if pictures:
+            self.last_picture = arrived
+        elif not self.is_file:
+            expected = self.keyframe_interval or ASSUMED_KEYFRAME_INTERVAL_S
+            starved = arrived - self.last_picture
+            if starved > max(self.stall_after, 3.0 * expected):
+                errors = source.health.snapshot().decode_errors
+                return self.end(
+                    "stalled",
+                    f"video packets arrive but no picture decoded for {starved:.1f} s "
+                    f"({errors} decode errors so far)",
+                )
+        for picture in pictures:
+            if not self._picture(picture):
+                return self.end("stopped")
+        return None
+
+    def _keyframe(self, packet: av.Packet) -> None:
+        source = self.source
+        source.health.add("keyframes_in")
+        if packet.pts is not None and packet.time_base is not None:
+            self.keyframe_times.append(float(packet.pts * packet.time_base))
+            self.keyframe_interval = _median_gap(self.keyframe_times)
+            source.health.update(keyframe_interval_s=self.keyframe_interval)
+        wanted = source._wants_keyframes(self.keyframe_interval)
+        threads = decoder_threads(wanted, source.options.decode_threads, heavy=self.heavy)
+        if wanted != self.decoder.keyframes_only or threads != self.decoder.threads:
+            if wanted != self.decoder.keyframes_only:
+                source._log_mode_switch(wanted, self.keyframe_interval)
+            else:
+                log.info(
+                    "full decoding keeps one core busy; using frame threads",
+                    extra={"camera": source.spec.id, "busy": self.load.last_fraction},
+                )
+            self.decoder = source._new_decoder(self.stream, wanted, heavy=self.heavy)
+
+    def _media_time(self, picture: av.VideoFrame) -> float | None:
+        """Seconds on the stream's clock (pictures drained at the end carry no time base)."""
+        if picture.pts is None:
+            return None
+        time_base = picture.time_base or self.stream.time_base
+        return None if time_base is None else float(picture.pts * time_base)
+
+    def _picture(self, picture: av.VideoFrame) -> bool:
+        """Count a decoded picture and hand it on if an analysis is due; False on stop."""
+        source = self.source
+        captured = self.arrivals.pop(picture.pts, None) if picture.pts is not None else None
+        media_time = self._media_time(picture)
+        if self.is_file and not self.offline and media_time is not None:
+            self.pace_origin = source._pace(media_time, self.pace_origin)
+            if source._stop.is_set():
+                return False
+            captured = source._clock()
+        if captured is None:
+            captured = source._clock()
+        source.health.update(last_frame_at=captured)
+        source.health.add("frames_in")
+        # Offline files are sampled in video time, cameras and paced files in wall time.
+        stamp = media_time if self.offline and media_time is not None else captured
+        if stamp - self.last_out < 0.9 / source.analysis_fps:
+            return True  # decoded for continuity, not analysed: no conversion
+        self.last_out = stamp
+        source._deliver(picture, captured)
+        self.delivered = True
+        return True
+
+
+def _median_gap(times: deque[float]) -> float | None:
+    ordered = sorted(times)
+    gaps = [b - a for a, b in itertools.pairwise(ordered) if b > a]
+    if len(gaps) < 2:
+        return None
+    return sorted(gaps)[len(gaps) // 2]

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from camera_adapters.redact import redact_url
+from camera_adapters.redact import redact_url, secret_forms
 from camera_adapters.zone_spec import Slug, ZoneSpec
 
 SOURCE_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "file")
@@ -45,8 +45,10 @@ class CameraSpec(BaseModel):
         "Credentials may be given here or in username/password."
     )
     username: str | None = Field(None, description="Stream user, if not in the URL.")
-    password: str | None = Field(
-        None, description="Stream password; use ${ENV_VAR} to keep it out of the file."
+    password: SecretStr | None = Field(
+        None,
+        description="Stream password; use ${ENV_VAR} to keep it out of the file. Never shown "
+        "in logs, errors, reprs or API output.",
     )
     location: Location
     zones: list[ZoneSpec] = Field(default_factory=list)
@@ -99,9 +101,27 @@ class CameraSpec(BaseModel):
         host = parts.netloc.rsplit("@", 1)[-1]
         userinfo = quote(self.username, safe="")
         if self.password is not None:
-            userinfo += ":" + quote(self.password, safe="")
+            userinfo += ":" + quote(self.password.get_secret_value(), safe="")
         return parts._replace(netloc=f"{userinfo}@{host}").geturl()
+
+    def secrets(self) -> set[str]:
+        """Every form of this camera's password (separate field or inside the URL), so that
+        messages about the camera can be scrubbed of it."""
+        found = secret_forms(self.password.get_secret_value() if self.password else None)
+        if not self.is_file:
+            try:
+                embedded = urlsplit(self.source).password
+            except ValueError:
+                embedded = None
+            if embedded:
+                found |= secret_forms(embedded) | secret_forms(unquote(embedded))
+        return found
 
     def display_source(self) -> str:
         """The source as it may be shown anywhere: credentials masked."""
         return redact_url(self.source)
+
+    def __repr_args__(self):  # type: ignore[no-untyped-def]
+        """Reprs (and so tracebacks and debug logs) show the source with credentials masked."""
+        for name, value in super().__repr_args__():
+            yield name, (self.display_source() if name == "source" else value)

@@ -1,15 +1,25 @@
-"""Camera sources on PyAV: files and a real RTSP server, newest frame only, recovery."""
+"""Camera sources on PyAV: decode modes, model-sized frames, newest frame only, options.
+
+Network failures (stalls, garbage, restarts, credentials) are in test_sources_network.py.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from pathlib import Path
 
 import av
+import pytest
 
+from camera_adapters.decoder import DecodeLoad, decoder_threads
+from camera_adapters.frames import Frame
 from camera_adapters.health import SourceState
 from camera_adapters.pyav_source import PyAVSource, SourceOptions
+from camera_adapters.redact import redact_text
 from camera_adapters.spec import CameraSpec
+from sharpeyes import sample_clips
 from sharpeyes.devservers.rtsp import RtspServer
 from tests.helpers import wait_for
 
@@ -59,38 +69,148 @@ def test_slow_consumer_gets_the_newest_frame_only(rtsp_server: RtspServer) -> No
         source.stop()
 
 
-def test_rtsp_source_recovers_when_the_server_returns(sample_clip: Path) -> None:
-    server = RtspServer({"live": sample_clip}).start()
-    source = PyAVSource(
-        camera(server.url("live")),
-        SourceOptions(read_timeout_s=3, open_timeout_s=3, backoff_initial_s=0.5, backoff_max_s=2),
+@pytest.fixture(scope="module")
+def gop_clip(sample_clip: Path) -> Path:
+    """4 s of the sample video at 640×360, 25 fps, a keyframe every 25 frames (1 s)."""
+    return sample_clips.transcode(sample_clip, size=(640, 360), fps=25, gop=25, seconds=4)
+
+
+def count_packets(path: Path) -> tuple[int, int]:
+    """(video packets, of which keyframes) as the file's own index says."""
+    total = keys = 0
+    with av.open(str(path)) as container:
+        for packet in container.demux(video=0):
+            if packet.size:
+                total += 1
+                keys += bool(packet.is_keyframe)
+    return total, keys
+
+
+def run_offline(path: Path, **options: object) -> tuple[PyAVSource, list[Frame]]:
+    """Decode a file to its end as fast as possible, collecting every frame handed on."""
+    source = PyAVSource(camera(str(path)), SourceOptions(realtime=False, **options))
+    frames: list[Frame] = []
+    source.frames.put = frames.append  # type: ignore[method-assign]  # keep all, not latest
+    source.start()
+    wait_for(lambda: source.snapshot().state is SourceState.ENDED, 60)
+    assert source.stop(5)
+    return source, frames
+
+
+def test_keyframe_mode_decodes_only_keyframes_at_the_model_size(gop_clip: Path) -> None:
+    total, keyframes = count_packets(gop_clip)
+    assert total >= 100 and keyframes == -(-total // 25)  # GOP 25: a keyframe every second
+    source, frames = run_offline(
+        gop_clip, decode="keyframes", analysis_fps=1.0, analysis_size=(416, 416)
     )
+    health = source.snapshot()
+    assert health.packets_in == total and health.keyframes_in == keyframes
+    assert health.frames_in == keyframes, "the decoder must skip every non-key frame"
+    assert len(frames) == keyframes and all(f.keyframe for f in frames)
+    assert {f.image.shape for f in frames} == {(234, 416, 3)}  # 640×360 fitted into 416²
+    assert health.decode_mode == "keyframes" and health.decoder == "h264 on cpu, 1 thread(s)"
+
+
+def test_full_decode_decodes_every_frame_and_converts_only_due_ones(gop_clip: Path) -> None:
+    total, _ = count_packets(gop_clip)
+    source, frames = run_offline(gop_clip, decode="all", analysis_fps=2.0)
+    health = source.snapshot()
+    assert health.frames_in == total and health.decode_mode == "all"
+    assert 8 <= len(frames) == health.frames_out <= 9  # 4 s of video sampled twice a second
+    assert [f.sequence for f in frames] == list(range(1, len(frames) + 1))
+    assert frames[0].keyframe and not all(f.keyframe for f in frames)
+
+
+def test_auto_mode_follows_the_analysis_rate(gop_clip: Path) -> None:
+    # Keyframes every second satisfy one analysis a second: keyframes only.
+    _, keyframes = count_packets(gop_clip)
+    source, _ = run_offline(gop_clip, decode="auto", analysis_fps=1.0)
+    assert source.snapshot().decode_mode == "keyframes"
+    assert source.snapshot().frames_in == keyframes
+    # Five analyses a second need more than keyframes: full decoding once that is measured.
+    source, frames = run_offline(gop_clip, decode="auto", analysis_fps=5.0)
+    health = source.snapshot()
+    assert health.decode_mode == "all" and health.keyframe_interval_s == pytest.approx(1.0)
+    # It takes three keyframes (2 s) to measure their interval, then every frame decodes.
+    assert health.frames_in >= 50 and len(frames) >= 12  # vs 5 and 5 with keyframes only
+
+
+def test_analysis_rate_can_change_while_running(rtsp_server: RtspServer) -> None:
+    source = PyAVSource(camera(rtsp_server.url("cam2")), SourceOptions(analysis_fps=1.0))
     source.start()
     try:
-        wait_for(lambda: source.frames.take(), 15)
-        server.stop(kill=True)
-        wait_for(
-            lambda: source.snapshot().state in (SourceState.BACKOFF, SourceState.CONNECTING), 10
-        )
-        server.start()
-        returned = time.monotonic()
-        source.frames.take()
-        wait_for(lambda: source.frames.take(), 15)
-        assert time.monotonic() - returned < 10
-        assert source.snapshot().reconnects >= 1
+        wait_for(lambda: source.snapshot().keyframe_interval_s is not None, 20)
+        assert source.snapshot().decode_mode == "keyframes"
+        source.set_analysis_rate(5.0)  # the sample camera sends a keyframe every second
+        wait_for(lambda: source.snapshot().decode_mode == "all", 10)
+        before = source.snapshot()
+        wait_for(lambda: source.snapshot().frames_in >= before.frames_in + 20, 10)
+        source.set_analysis_rate(0.5)
+        wait_for(lambda: source.snapshot().decode_mode == "keyframes", 10)
+        assert source.snapshot().analysis_fps == 0.5
+        with pytest.raises(ValueError, match="must be > 0"):
+            source.set_analysis_rate(0)
     finally:
-        source.stop()
-        server.stop()
+        assert source.stop(10)
 
 
-def test_wrong_credentials_are_reported_and_redacted(sample_clip: Path) -> None:
-    with RtspServer({"secure": sample_clip}, user="admin", password="right") as server:
-        url = server.url("secure").replace("rtsp://", "rtsp://admin:s3cret-pw@")
-        source = PyAVSource(camera(url), SourceOptions(open_timeout_s=5))
-        source.start()
-        try:
-            wait_for(lambda: source.snapshot().state is SourceState.FAILED_AUTH, 15)
-            health = source.snapshot()
-            assert "s3cret-pw" not in (health.last_error or "")
-        finally:
-            source.stop()
+def test_hardware_decoder_falls_back_to_the_cpu(
+    sample_clip: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="camera_adapters")
+    source = PyAVSource(camera(str(sample_clip)), SourceOptions(hwaccel="cuda", realtime=False))
+    source.start()
+    try:
+        wait_for(source.frames.take, 10)
+    finally:
+        assert source.stop(5)
+    decoder = source.snapshot().decoder or ""
+    if "on cuda" not in decoder:  # this machine has no GPU: the CPU decoder took over
+        assert "on cpu" in decoder
+        assert any("hardware decoder 'cuda' unavailable" in r.getMessage() for r in caplog.records)
+
+
+def test_decoder_threads_only_where_they_pay() -> None:
+    assert decoder_threads(keyframes_only=True) == 1
+    assert decoder_threads(keyframes_only=True, heavy=True) == 1
+    assert decoder_threads(keyframes_only=False) == 1
+    assert decoder_threads(keyframes_only=False, heavy=True) == max(1, min(4, os.cpu_count() or 1))
+    assert decoder_threads(keyframes_only=True, requested=3) == 3
+    load = DecodeLoad(window_s=5.0, threshold=0.5)
+    assert not load.record(0.01, now=100.0)
+    assert not any(load.record(0.01, now=100.0 + i / 25) for i in range(1, 125))
+    assert not load.record(0.01, now=105.0) and load.last_fraction == pytest.approx(0.25, 0.05)
+    assert not any(load.record(0.03, now=105.0 + i / 25) for i in range(1, 125))
+    assert load.record(0.03, now=110.0) and load.last_fraction == pytest.approx(0.75, 0.05)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [({"stall_timeout_s": 0}, "stall_timeout_s"), ({"analysis_size": (0, 10)}, "analysis_size")],
+)
+def test_bad_source_options_name_the_field(change: dict[str, object], field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        SourceOptions(**change)  # type: ignore[arg-type]
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    source = PyAVSource(camera(str(tmp_path / "nope.mp4")), SourceOptions(backoff_initial_s=0.1))
+    source.start()
+    try:
+        health = wait_for(lambda: (h := source.snapshot()).last_error and h, 10)
+    finally:
+        assert source.stop(5)
+    assert "video file not found" in health.last_error and "nope.mp4" in health.last_error
+
+
+def test_passwords_are_masked_in_every_form() -> None:
+    spec = camera("rtsp://192.0.2.1/live", username="admin", password="p@ss/w:rd")
+    url = spec.stream_url()
+    assert url == "rtsp://admin:p%40ss%2Fw%3Ard@192.0.2.1/live"
+    message = f"Server returned 401 Unauthorized: '{url}' (password p@ss/w:rd)"
+    masked = redact_text(message, spec.secrets())
+    assert "p@ss" not in masked and "p%40ss" not in masked and "***@192.0.2.1" in masked
+    assert "p@ss" not in repr(spec) and "p@ss" not in str(spec.model_dump(mode="json"))
+    embedded = camera("rtsp://admin:p@ss@192.0.2.1/live")  # an unencoded '@' in the password
+    assert embedded.display_source() == "rtsp://***@192.0.2.1/live"
+    assert redact_text(f"cannot open {embedded.source}") == "cannot open rtsp://***@192.0.2.1/live"

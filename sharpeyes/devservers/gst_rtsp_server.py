@@ -13,7 +13,10 @@ UDP transports are offered.
 
 Control commands on stdin (one per line), for tests that need a misbehaving camera:
 ``pause MOUNT`` (keep the session open but send nothing: a stalled camera), ``resume MOUNT``,
-``quit``. The server prints ``READY <port>`` once it accepts connections.
+``stats`` (``OK stats connections=N``: RTSP connections accepted so far, so a test can tell
+how hard a client retries), ``quit``. The server prints ``READY <port>`` once it accepts
+connections. RTP over UDP is sent from ports bound to the server's own address (an address
+pool), never the wildcard address.
 This file imports nothing of SharpEyes on purpose: it runs outside the project's environment.
 """
 
@@ -103,7 +106,7 @@ class Feeder:
 
 
 class Mount:
-    def __init__(self, name: str, feeder: Feeder) -> None:
+    def __init__(self, name: str, feeder: Feeder, pool: GstRtspServer.RTSPAddressPool) -> None:
         self.name = name
         self.feeder = feeder
         self.paused = False
@@ -114,6 +117,7 @@ class Mount:
         )
         self.factory.set_shared(True)
         self.factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP | GstRtsp.RTSPLowerTrans.UDP)
+        self.factory.set_address_pool(pool)
         self.factory.connect("media-configure", self._on_media)
 
     def _on_media(self, _factory: object, media: GstRtspServer.RTSPMedia) -> None:
@@ -145,12 +149,14 @@ def main() -> int:
     feeders: dict[str, Feeder] = {}
     mounts: dict[str, Mount] = {}
     points = server.get_mount_points()
+    pool = GstRtspServer.RTSPAddressPool()
+    pool.add_range(args.host, args.host, 20000, 60000, 0)
     for item in args.mount:
         name, _, path = item.partition("=")
         if not name or not path:
             parser.error(f"--mount expects NAME=FILE, got {item!r}")
         feeder = feeders.get(path) or feeders.setdefault(path, Feeder(path))
-        mount = Mount(name.strip("/"), feeder)
+        mount = Mount(name.strip("/"), feeder, pool)
         mounts[mount.name] = mount
         points.add_factory("/" + mount.name, mount.factory)
 
@@ -174,6 +180,13 @@ def main() -> int:
                 permissions.add_permission_for_role("user", permission, True)
             mount.factory.set_permissions(permissions)
 
+    connections = 0
+
+    def on_client(_server: object, _client: object) -> None:
+        nonlocal connections
+        connections += 1  # every accepted RTSP (TCP) connection, including refused logins
+
+    server.connect("client-connected", on_client)
     if server.attach(None) == 0:
         print(f"cannot listen on {args.host}:{args.port}", file=sys.stderr, flush=True)
         return 1
@@ -188,6 +201,8 @@ def main() -> int:
         command, _, target = line.partition(" ")
         if command == "quit":
             loop.quit()
+        elif command == "stats":
+            print(f"OK stats connections={connections}", flush=True)
         elif command in ("pause", "resume") and target.strip("/") in mounts:
             mounts[target.strip("/")].paused = command == "pause"
             print(f"OK {command} {target}", flush=True)

@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ class RtspServer:
     password: str | None = None
     auth: str = "digest"
     process: subprocess.Popen[str] | None = field(default=None, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def url(self, mount: str, *, with_credentials: bool = False) -> str:
         userinfo = ""
@@ -101,15 +103,22 @@ class RtspServer:
             f" — if GStreamer is missing, {SETUP_HINT}"
         )
 
-    def _command(self, line: str) -> None:
+    def _command(self, line: str) -> str:
         if self.process is None or self.process.stdin is None:
             raise RtspServerError("the RTSP server is not running")
-        self.process.stdin.write(line + "\n")
-        self.process.stdin.flush()
-        assert self.process.stdout is not None
-        reply = self.process.stdout.readline().strip()
+        with self._lock:
+            self.process.stdin.write(line + "\n")
+            self.process.stdin.flush()
+            assert self.process.stdout is not None
+            reply = self.process.stdout.readline().strip()
         if not reply.startswith("OK"):
             raise RtspServerError(f"RTSP server refused {line!r}: {reply}")
+        return reply
+
+    def connections(self) -> int:
+        """RTSP connections the server has accepted since it (re)started."""
+        reply = self._command("stats")
+        return int(reply.rsplit("connections=", 1)[1])
 
     def pause(self, mount: str) -> None:
         self._command(f"pause {mount}")

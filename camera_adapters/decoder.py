@@ -1,0 +1,115 @@
+"""One stream's video decoder, set up for keyframe-only or full decoding.
+
+The source keeps a decoder context of its own rather than the demuxer's, so that a switch
+between keyframe-only and full decoding (made at a keyframe, where it is clean) can also change
+the threading: frame threads pay when every frame is decoded and only cost when keyframes
+alone are (measured in ``benchmarks/decode.py``). Keyframe-only decoding uses the decoder's
+own ``skip_frame`` option; dropping non-key packets before the decoder corrupts pictures.
+"""
+
+from __future__ import annotations
+
+import os
+
+import av
+from av.codec.hwaccel import HWAccel
+
+FULL_DECODE_MAX_THREADS = 4
+# A stream whose single-threaded full decoding keeps a core busier than this gets frame
+# threads: below it one thread keeps up in real time and threads only add CPU (measured on
+# 1080p25 in benchmarks/results/decode.md: frame threads cost ~5 % more CPU, gain no speed
+# on a busy machine).
+HEAVY_DECODE_BUSY_FRACTION = 0.5
+
+
+def decoder_threads(keyframes_only: bool, requested: int = 0, *, heavy: bool = False) -> int:
+    """Threads for one stream's decoder.
+
+    Keyframes only: one (frame threads hold several keyframes in flight and cost more than
+    they save). Every frame: one while a single thread keeps up easily, frame threads (up to
+    FULL_DECODE_MAX_THREADS) once decoding proves ``heavy``. ``requested`` > 0 overrides.
+    """
+    if requested > 0:
+        return requested
+    if keyframes_only or not heavy:
+        return 1
+    return max(1, min(FULL_DECODE_MAX_THREADS, os.cpu_count() or 1))
+
+
+class DecodeLoad:
+    """How busy one stream keeps its decoder, over windows of wall time."""
+
+    def __init__(self, window_s: float = 5.0, threshold: float = HEAVY_DECODE_BUSY_FRACTION):
+        self.window_s = window_s
+        self.threshold = threshold
+        self._busy = 0.0
+        self._start: float | None = None
+        self.last_fraction: float | None = None
+
+    def record(self, busy_s: float, now: float) -> bool:
+        """Add time spent decoding; True when a finished window was busier than the
+        threshold (the stream is heavy)."""
+        if self._start is None:
+            self._start = now
+        self._busy += busy_s
+        elapsed = now - self._start
+        if elapsed < self.window_s:
+            return False
+        self.last_fraction = self._busy / elapsed
+        self._busy, self._start = 0.0, now
+        return self.last_fraction > self.threshold
+
+
+class Decoder:
+    """A decoder context of our own rather than the demuxer's, so that a switch between
+    keyframe-only and full decoding (made at a keyframe) can also change the threading."""
+
+    def __init__(
+        self,
+        stream: av.video.stream.VideoStream,
+        keyframes_only: bool,
+        threads: int,
+        hwaccel: str | None,
+    ) -> None:
+        params = stream.codec_context
+        self.hardware: str | None = None
+        self.note: str | None = None
+        context = None
+        if hwaccel:
+            try:
+                context = av.CodecContext.create(
+                    params.name, "r", hwaccel=HWAccel(hwaccel, allow_software_fallback=True)
+                )
+                self.hardware = hwaccel
+            except (av.FFmpegError, OSError, ValueError) as error:
+                self.note = f"hardware decoder '{hwaccel}' unavailable ({error}): using the CPU"
+        if context is None:
+            context = av.CodecContext.create(params.name, "r")
+        if params.extradata:
+            context.extradata = params.extradata
+        if threads > 1:
+            context.thread_type = "FRAME"
+            context.thread_count = threads
+        else:
+            context.thread_count = 1
+        if keyframes_only:
+            context.skip_frame = "NONKEY"
+        self.context = context
+        self.keyframes_only = keyframes_only
+        self.threads = threads
+
+    def decode(self, packet: av.Packet) -> list[av.VideoFrame]:
+        return self.context.decode(packet)  # type: ignore[return-value]
+
+    def flush(self) -> list[av.VideoFrame]:
+        """The pictures still inside the decoder (frame threads hold some) at end of stream."""
+        try:
+            return self.context.decode(None)  # type: ignore[return-value]
+        except av.FFmpegError:
+            return []
+        finally:
+            self.context.flush_buffers()
+
+    def describe(self) -> str:
+        where = self.hardware or "cpu"
+        return f"{self.context.name} on {where}, {self.threads} thread(s)"

@@ -1,0 +1,298 @@
+"""Camera sources against real, misbehaving networks on 127.0.0.1.
+
+A GStreamer RTSP server that stalls (``pause``), dies and comes back, or wants credentials;
+raw TCP servers that answer with random bytes or with silence. Every server is started by the
+test; timings printed here (stall detection, stop latency, recovery) are observations, the
+assertions only bound them generously.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from camera_adapters.health import SourceState
+from camera_adapters.pyav_source import PyAVSource, SourceOptions
+from camera_adapters.spec import CameraSpec
+from sharpeyes.devservers.faulty import GarbageServer, SilentServer
+from sharpeyes.devservers.rtsp import RtspServer, free_port
+from tests.helpers import wait_for
+from tests.netns import run_module_in_netns
+
+LOCATION = {"district": "D", "street": "S", "community": "C", "grid_cell": "G"}
+
+
+def camera(source: str, cam_id: str = "cam", **extra: object) -> CameraSpec:
+    return CameraSpec(id=cam_id, name="Camera", source=source, location=LOCATION, **extra)
+
+
+def os_threads() -> int:
+    """Threads of this process as the kernel sees them (FFmpeg's decoder threads included)."""
+    return len(os.listdir("/proc/self/task"))
+
+
+def source_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("source-")]
+
+
+def test_rtsp_over_tcp_decodes_keyframes_only(rtsp_server: RtspServer) -> None:
+    source = PyAVSource(
+        camera(rtsp_server.url("cam1"), transport="tcp"),
+        SourceOptions(analysis_size=(320, 320), analysis_fps=1.0, decode="keyframes"),
+    )
+    source.start()
+    try:
+        frames = [wait_for(source.frames.take, 20) for _ in range(2)]
+        wait_for(lambda: source.snapshot().packets_in >= 30, 20)
+    finally:
+        assert source.stop(10)
+    health = source.snapshot()
+    assert health.transport == "tcp"
+    assert health.decode_mode == "keyframes" and "1 thread" in (health.decoder or "")
+    # Only keyframes reach the decoder's output: every other packet is skipped inside it.
+    assert 1 <= health.frames_in <= health.keyframes_in + 1
+    assert health.packets_in >= 3 * health.frames_in
+    for frame in frames:
+        assert frame.keyframe and max(frame.image.shape[:2]) == 320
+        assert abs(time.time() - frame.captured_at) < 30
+
+
+def test_rtsp_over_udp_in_a_private_network_namespace(sample_clip: Path) -> None:
+    """FFmpeg binds its RTP receive ports on the wildcard address (it has no option to bind
+    them to 127.0.0.1), so the UDP session runs where the only network is a private loopback."""
+    report = run_module_in_netns("tests.udp_source_check", str(sample_clip))
+    health = report["health"]
+    assert report["stopped"] and health["transport"] == "udp"
+    assert health["decode_mode"] == "keyframes" and health["reconnects"] == 0
+    assert 2 <= health["frames_in"] <= health["keyframes_in"] + 1
+    assert health["packets_in"] >= 3 * health["frames_in"]
+    assert len(report["frames"]) >= 2
+    for frame in report["frames"]:
+        assert frame["keyframe"] and max(frame["shape"][:2]) == 320 and frame["age_s"] < 30
+
+
+def test_stalled_stream_is_detected_and_recovers(sample_clip: Path) -> None:
+    with RtspServer({"stall": sample_clip}) as server:
+        source = PyAVSource(
+            camera(server.url("stall")),
+            SourceOptions(stall_timeout_s=1.5, backoff_initial_s=0.3, backoff_max_s=1.0),
+        )
+        source.start()
+        try:
+            wait_for(source.frames.take, 20)
+            server.pause("stall")  # the session stays open, nothing is sent
+            paused = time.monotonic()
+            wait_for(lambda: source.snapshot().state is SourceState.STALLED, 15, 0.02)
+            detected = time.monotonic() - paused
+            health = source.snapshot()
+            print(f"stall detected {detected:.2f} s after the camera went silent (limit 1.5 s)")
+            assert health.stalls >= 1
+            assert "no video data" in (health.last_error or "")
+            assert detected >= 1.0  # not before the limit: a pause shorter than it is fine
+
+            server.resume("stall")
+            resumed = time.monotonic()
+            source.frames.take()
+            wait_for(source.frames.take, 20)
+            print(f"frames again {time.monotonic() - resumed:.2f} s after the camera resumed")
+            assert source.snapshot().state is SourceState.LIVE
+            assert source.snapshot().reconnects >= 1
+        finally:
+            assert source.stop(10)
+
+
+def test_stop_is_bounded_while_blocked_on_a_silent_stream(sample_clip: Path) -> None:
+    with RtspServer({"quiet": sample_clip}) as server:
+        source = PyAVSource(camera(server.url("quiet")), SourceOptions(stall_timeout_s=2.0))
+        source.start()
+        wait_for(source.frames.take, 20)
+        started = time.monotonic()
+        assert source.stop(10)
+        print(f"stop() while live returned in {time.monotonic() - started:.3f} s")
+
+        source = PyAVSource(camera(server.url("quiet")), SourceOptions(stall_timeout_s=2.0))
+        source.start()
+        wait_for(source.frames.take, 20)
+        server.pause("quiet")
+        time.sleep(0.3)  # the decode thread is now blocked inside FFmpeg's read
+        started = time.monotonic()
+        finished = source.stop(10)
+        took = time.monotonic() - started
+        print(f"stop() while blocked on a silent camera returned in {took:.2f} s (limit 2 s)")
+        assert finished and took < 2.0 + 3.0
+        assert source.snapshot().state is SourceState.STOPPED
+
+
+def test_a_server_that_accepts_and_says_nothing_is_a_stall() -> None:
+    with SilentServer() as server:
+        source = PyAVSource(
+            camera(server.url()),
+            SourceOptions(open_timeout_s=1.0, stall_timeout_s=1.0, backoff_initial_s=0.2),
+        )
+        source.start()
+        try:
+            health = wait_for(
+                lambda: (h := source.snapshot()).stalls >= 1 and h.last_error and h, 20
+            )
+            assert "accepted the connection but sent nothing" in health.last_error
+            assert str(server.port) in health.last_error
+            assert source.alive
+        finally:
+            assert source.stop(10)
+
+
+def test_random_bytes_give_a_clear_error_and_leak_no_threads() -> None:
+    with GarbageServer() as server:
+        baseline_os, baseline_py = os_threads(), threading.active_count()
+        source = PyAVSource(
+            camera(server.url()),
+            SourceOptions(
+                open_timeout_s=0.8, stall_timeout_s=0.8, backoff_initial_s=0.05, backoff_max_s=0.1
+            ),
+        )
+        source.start()
+        try:
+            wait_for(lambda: source.snapshot().reconnects >= 4, 30)
+            health = source.snapshot()
+            assert health.state in (SourceState.BACKOFF, SourceState.CONNECTING)
+            assert "not RTSP" in (health.last_error or "")
+            assert f"127.0.0.1:{server.port}" in (health.last_error or "")
+            # Attempt after attempt, the source holds on to nothing: its own thread and at
+            # most the server's handler threads for connections being torn down.
+            assert os_threads() <= baseline_os + 4
+        finally:
+            assert source.stop(10)
+        assert not source_threads()
+        wait_for(lambda: threading.active_count() <= baseline_py, 10)
+        wait_for(lambda: os_threads() <= baseline_os, 10)
+        assert server.connections >= 4
+
+
+def test_many_stops_leave_no_threads_behind(rtsp_server: RtspServer) -> None:
+    baseline = os_threads()
+    for decode in ("keyframes", "all", "keyframes"):
+        source = PyAVSource(
+            camera(rtsp_server.url("cam2")), SourceOptions(decode=decode, analysis_fps=2.0)
+        )
+        source.start()
+        wait_for(source.frames.take, 20)
+        if decode == "all":
+            assert "thread" in (source.snapshot().decoder or "")
+        assert source.stop(10)
+    assert not source_threads()
+    wait_for(lambda: os_threads() <= baseline, 10)
+
+
+def test_refused_connections_back_off_exponentially_with_a_cap(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="camera_adapters")
+    url = f"rtsp://127.0.0.1:{free_port()}/nobody-home"
+    source = PyAVSource(
+        camera(url), SourceOptions(backoff_initial_s=0.1, backoff_max_s=0.4, open_timeout_s=2)
+    )
+    source.start()
+    try:
+        wait_for(lambda: source.snapshot().reconnects >= 6, 20)
+        health = source.snapshot()
+    finally:
+        assert source.stop(10)
+    assert "connection refused" in (health.last_error or "")
+    delays = [r.retry_in_s for r in caplog.records if hasattr(r, "retry_in_s")]
+    assert len(delays) >= 6
+    for attempt, delay in enumerate(delays[:6]):
+        planned = min(0.1 * 2**attempt, 0.4)
+        assert 0.5 * planned - 0.01 <= delay <= planned + 0.01, (attempt, delays)
+    # The repeated identical failure is logged once as a warning, then quietly.
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+
+
+@pytest.mark.slow
+def test_server_killed_and_restarted_recovers_and_spares_other_cameras(
+    sample_clip: Path,
+) -> None:
+    flaky = RtspServer({"a": sample_clip}).start()
+    steady = RtspServer({"b": sample_clip}).start()
+    # Default backoff (1 s doubling to 5 s, jittered) and stall settings: production behaviour.
+    source_a = PyAVSource(camera(flaky.url("a"), "cam-a"), SourceOptions(analysis_fps=2.0))
+    source_b = PyAVSource(camera(steady.url("b"), "cam-b"), SourceOptions(analysis_fps=2.0))
+    source_a.start()
+    source_b.start()
+    try:
+        wait_for(source_a.frames.take, 20)
+        wait_for(source_b.frames.take, 20)
+        flaky.stop(kill=True)
+        killed = time.monotonic()
+        b_before = source_b.snapshot().frames_in
+        wait_for(lambda: source_a.snapshot().state is not SourceState.LIVE, 10, 0.05)
+        b_states = set()
+        while time.monotonic() - killed < 5.0:  # a camera down for a while
+            b_states.add(source_b.snapshot().state)
+            time.sleep(0.1)
+        assert source_a.snapshot().reconnects >= 1
+        flaky.start()
+        returned = time.monotonic()
+        source_a.frames.take()
+        wait_for(source_a.frames.take, 15, 0.05)
+        recovery = time.monotonic() - returned
+        print(f"camera A delivered frames again {recovery:.2f} s after its server returned")
+        assert recovery < 10.0
+        b_after = source_b.snapshot()
+        assert b_states == {SourceState.LIVE}
+        assert b_after.frames_in > b_before and b_after.reconnects == 0
+    finally:
+        source_a.stop(10)
+        source_b.stop(10)
+        flaky.stop()
+        steady.stop()
+
+
+def test_wrong_credentials_are_reported_retried_slowly_and_never_shown(
+    sample_clip: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    password = "p@ss/w:rd%7Bx"
+    with RtspServer({"secure": sample_clip}, user="admin", password="right-one") as server:
+        spec = camera(server.url("secure"), username="admin", password=password)
+        # A fast backoff for other failures proves the auth path does not use it.
+        options = SourceOptions(
+            auth_retry_s=3.0, backoff_initial_s=0.05, backoff_max_s=0.1, open_timeout_s=5
+        )
+        source = PyAVSource(spec, options)
+        source.start()
+        try:
+            wait_for(lambda: source.snapshot().state is SourceState.FAILED_AUTH, 20)
+            first = server.connections()
+            time.sleep(6.0)
+            attempts = server.connections() - first
+            health = source.snapshot()
+        finally:
+            assert source.stop(10)
+        print(f"{attempts} login attempt(s) in 6 s with auth_retry_s=3 (±20 %)")
+        assert 1 <= attempts <= 3
+        assert health.state in (SourceState.FAILED_AUTH, SourceState.CONNECTING)
+        assert health.reconnects >= 1
+        assert "rejected the credentials" in (health.last_error or "")
+
+        # The right password through the same fields gets frames.
+        good = camera(server.url("secure"), username="admin", password="right-one")
+        source = PyAVSource(good, SourceOptions())
+        source.start()
+        try:
+            wait_for(source.frames.take, 20)
+        finally:
+            assert source.stop(10)
+
+    shown = [repr(spec), str(health.as_dict()), health.last_error or ""]
+    for record in caplog.records:
+        shown.append(record.getMessage())
+        shown.append(repr(vars(record)))
+    text = "\n".join(shown)
+    for form in spec.secrets() | {password, "p%40ss"}:
+        assert form not in text, f"password form {form!r} leaked"
