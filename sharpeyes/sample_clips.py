@@ -145,6 +145,7 @@ def transcode(
     """Re-encode a clip at another resolution, rate and GOP (e.g. 1080p25, GOP 50)."""
     key = {
         "kind": "transcode",
+        "version": 2,
         "source": str(source.resolve()),
         "mtime": source.stat().st_mtime,
         "size": size,
@@ -159,12 +160,13 @@ def transcode(
             stream = container.streams.video[0]
             src_rate = float(stream.average_rate or fps)
             written, step = 0, src_rate / fps
+            limit = None if seconds is None else round(seconds * fps)
             for index, frame in enumerate(container.decode(stream)):
                 # Resample the frame rate by repeating or skipping decoded frames.
-                while written * step <= index:
+                while written * step <= index and (limit is None or written < limit):
                     encoder.write(frame.to_ndarray(width=size[0], height=size[1], format="bgr24"))
                     written += 1
-                if seconds is not None and written >= seconds * fps:
+                if limit is not None and written >= limit:
                     break
         encoder.close()
 

@@ -7,11 +7,13 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 SERVER_SCRIPT = Path(__file__).with_name("gst_rtsp_server.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -64,6 +66,7 @@ class RtspServer:
     auth: str = "digest"
     process: subprocess.Popen[str] | None = field(default=None, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _stderr: IO[str] | None = field(default=None, init=False, repr=False)
 
     def url(self, mount: str, *, with_credentials: bool = False) -> str:
         userinfo = ""
@@ -80,11 +83,16 @@ class RtspServer:
         if self.user:
             command += ["--user", self.user, "--password", self.password or "", "--auth", self.auth]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+        # The server's diagnostics go to a file, not a pipe nobody drains (which would
+        # block a chatty server once the pipe buffer fills).
+        if self._stderr is not None:
+            self._stderr.close()
+        self._stderr = tempfile.TemporaryFile(mode="w+", prefix="sharpeyes-rtsp-")  # noqa: SIM115 (lives as long as the server)
         self.process = subprocess.Popen(
             command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self._stderr,
             text=True,
             env=env,
         )
@@ -96,12 +104,19 @@ class RtspServer:
                 return self
             if not line and self.process.poll() is not None:
                 break
-        error = self.process.stderr.read() if self.process.stderr else ""
+        error = self.server_errors()
         self.stop()
         raise RtspServerError(
             f"the RTSP server did not start on {self.host}:{self.port}: {error.strip()[-800:]}"
             f" — if GStreamer is missing, {SETUP_HINT}"
         )
+
+    def server_errors(self) -> str:
+        """What the server process wrote to its error output so far."""
+        if self._stderr is None:
+            return ""
+        self._stderr.seek(0)
+        return self._stderr.read()
 
     def _command(self, line: str) -> str:
         if self.process is None or self.process.stdin is None:
