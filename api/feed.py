@@ -178,6 +178,7 @@ class FeedHub:
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -189,11 +190,12 @@ class FeedHub:
         ]
 
     async def stop(self) -> None:
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+                await asyncio.wait_for(task, 5)
 
     def _last_id(self) -> int:
         with self.sessions() as session:
@@ -213,23 +215,29 @@ class FeedHub:
         self.subscribers.discard(subscriber)
 
     async def _listen(self) -> None:
+        # get_message with a timeout (not pubsub.listen) so a stop is noticed within a
+        # second even if the client library swallows a cancellation during a read.
         backoff = 0.5
-        while True:
+        while not self._stopping:
             client = aioredis.Redis.from_url(self.redis_url, socket_connect_timeout=2)
+            pubsub = client.pubsub()
             try:
-                pubsub = client.pubsub()
                 await pubsub.subscribe(self.channel)
                 backoff = 0.5
-                async for item in pubsub.listen():
-                    if item.get("type") == "message" and self._wake is not None:
+                while not self._stopping:
+                    item = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if item is not None and self._wake is not None:
                         self._wake.set()
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # Redis down: the pump keeps polling the table
                 log.debug("feed listener reconnecting", extra={"error": str(error)})
-                await asyncio.sleep(backoff)
+                if not self._stopping:
+                    await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
             finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
                 with contextlib.suppress(Exception):
                     await client.aclose()
 

@@ -1,11 +1,13 @@
 """Fixtures for the API tests: a PostgreSQL cluster, a database per test on SQLite or
 PostgreSQL, and a running app with the demo organisation and users.
 
-Import the fixtures a module needs from here (``from tests.api_fixtures import …``).
+Registered as a pytest plugin in tests/conftest.py; import the helpers (Api, make_config,
+running_api) from here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -117,6 +119,9 @@ def start_api(config: ApiConfig) -> Iterator[Api]:
         session.commit()
     with TestClient(app) as client:
         yield Api(client, config)
+
+
+running_api = contextlib.contextmanager(start_api)
 
 
 @pytest.fixture

@@ -1,0 +1,121 @@
+"""Logins, tokens, roles and scopes; users managed by admins within their scope."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+
+from tests.api_fixtures import PASSWORD, Api
+
+
+def test_login_tokens_and_revocation(sqlite_api: Api) -> None:
+    api, client = sqlite_api, sqlite_api.client
+    assert client.get("/cases").status_code == 401
+    assert "log in" in client.get("/cases").json()["detail"]
+    wrong = client.post("/auth/token", data={"username": "operator", "password": "nope-nope"})
+    assert wrong.status_code == 401 and wrong.json()["detail"] == "wrong username or password"
+    unknown = client.post("/auth/token", data={"username": "ghost", "password": "whatever1"})
+    assert unknown.status_code == 401 and unknown.json() == wrong.json()
+
+    login = client.post("/auth/token", data={"username": "operator", "password": PASSWORD})
+    body = login.json()
+    assert body["token_type"] == "bearer" and body["user"]["role"] == "operator"
+    claims = jwt.decode(body["access_token"], options={"verify_signature": False})
+    assert claims["name"] == "operator" and claims["exp"] > time.time()
+    headers = {"Authorization": f"Bearer {body['access_token']}"}
+    me = client.get("/auth/me", headers=headers).json()
+    assert me["centre"]["code"] == "demo.riverside" and "cases.dispatch" not in me["permissions"]
+
+    forged = jwt.encode({**claims, "sub": "1"}, "not-the-key-" * 4, algorithm="HS256")
+    bad = client.get("/cases", headers={"Authorization": f"Bearer {forged}"})
+    assert bad.status_code == 401 and "invalid token" in bad.json()["detail"]
+    expired = jwt.encode(
+        {**claims, "exp": int(time.time()) - 5}, api.config.auth.secret_key, algorithm="HS256"
+    )
+    assert (
+        "expired"
+        in client.get("/cases", headers={"Authorization": f"Bearer {expired}"}).json()["detail"]
+    )
+
+    # A password change revokes the tokens issued before it.
+    user_id = me["id"]
+    changed = api.patch("admin", f"/users/{user_id}", json={"password": "new-password-1"})
+    assert changed.status_code == 200
+    revoked = client.get("/cases", headers=headers)
+    assert revoked.status_code == 401 and "revoked" in revoked.json()["detail"]
+    relogin = client.post(
+        "/auth/token", data={"username": "operator", "password": "new-password-1"}
+    )
+    assert relogin.status_code == 200
+    # Deactivated users cannot log in.
+    api.patch("admin", f"/users/{user_id}", json={"active": False})
+    assert (
+        client.post(
+            "/auth/token", data={"username": "operator", "password": "new-password-1"}
+        ).status_code
+        == 401
+    )
+
+
+def test_roles_and_user_management_scope(sqlite_api: Api) -> None:
+    api = sqlite_api
+    # An integrator manages cameras but does not read cases.
+    refused = api.get("integrator", "/cases")
+    assert refused.status_code == 403 and "integrator" in refused.json()["detail"]
+    assert api.get("integrator", "/cameras").status_code == 200
+    assert api.get("operator", "/users").status_code == 403
+
+    riverside, hillside = api.centre("demo.riverside"), api.centre("demo.hillside")
+    created = api.post(
+        "admin",
+        "/users",
+        json={
+            "username": "rv-admin",
+            "password": "rv-admin-pass",
+            "role": "admin",
+            "centre_id": riverside,
+        },
+    )
+    assert created.status_code == 201, created.text
+    api.tokens.pop("rv-admin", None)
+    token = api.client.post(
+        "/auth/token", data={"username": "rv-admin", "password": "rv-admin-pass"}
+    ).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    names = {u["username"] for u in api.client.get("/users", headers=headers).json()}
+    assert names == {"operator", "dispatcher", "harbour", "rv-admin"}
+    outside = api.client.post(
+        "/users",
+        headers=headers,
+        json={
+            "username": "x1",
+            "password": "password-1",
+            "role": "operator",
+            "centre_id": hillside,
+        },
+    )
+    assert outside.status_code == 422 and "does not exist" in outside.json()["detail"]
+    hillside_user = next(
+        u for u in api.get("admin", "/users").json() if u["username"] == "hillside"
+    )
+    assert api.client.get(f"/users/{hillside_user['id']}", headers=headers).status_code == 404
+    global_op = api.post(
+        "admin", "/users", json={"username": "g", "password": "password-1", "role": "operator"}
+    )
+    assert global_op.status_code == 422 and "needs a centre" in global_op.json()["detail"]
+    duplicate = api.post(
+        "admin",
+        "/users",
+        json={
+            "username": "operator",
+            "password": "password-1",
+            "role": "operator",
+            "centre_id": riverside,
+        },
+    )
+    assert duplicate.status_code == 409
+    # Centres: a street admin sees its subtree only.
+    codes = {c["code"] for c in api.client.get("/centres", headers=headers).json()}
+    assert codes == {"demo.riverside", "demo.riverside.harbour", "demo.riverside.market"}
+    assert api.client.get(f"/centres/{hillside}", headers=headers).status_code == 404
