@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, WebSocket
+from fastapi import Depends, HTTPException, Path, Query, Request, WebSocket
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
@@ -21,6 +21,10 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 DbSession = Annotated[Session, Depends(get_session)]
+
+MAX_ID = 2**31 - 1  # database integer keys: larger numbers are a 422, not a driver overflow
+DbId = Annotated[int, Path(ge=1, le=MAX_ID, description="A database id")]
+OptionalId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 

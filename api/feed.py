@@ -181,6 +181,9 @@ class FeedHub:
         self._stopping = False
 
     async def start(self) -> None:
+        if any(not task.done() for task in self._tasks):
+            return  # already running (a second lifespan of the same app)
+        self._stopping = False
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self.delivered_up_to = await asyncio.to_thread(self._last_id)

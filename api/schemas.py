@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.settings import UnitSpec
+
+MAX_ID = 2**31 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 T = TypeVar("T")
 
@@ -158,7 +161,7 @@ class CaseCreate(BaseModel):
     camera_id: str | None = Field(
         None, max_length=64, description="The camera it was seen on; routes the case."
     )
-    centre_id: int | None = Field(
+    centre_id: Id | None = Field(
         None, description="The centre that handles it; default the camera's, else your own."
     )
     people_count: int = Field(0, ge=0, le=1_000_000)
@@ -172,7 +175,7 @@ class TransitionRequest(BaseModel):
     reason: str | None = Field(
         None, max_length=2_000, description="Required when dismissing: why it is a false alarm."
     )
-    unit_ids: list[int] = Field(
+    unit_ids: list[Id] = Field(
         default_factory=list, max_length=50, description="Units to send (to: dispatched)."
     )
 
@@ -180,7 +183,7 @@ class TransitionRequest(BaseModel):
 class DispatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    unit_ids: list[int] = Field(min_length=1, max_length=50)
+    unit_ids: list[Id] = Field(min_length=1, max_length=50)
     note: str | None = Field(None, max_length=10_000)
 
 
@@ -188,7 +191,7 @@ class FeedbackCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     note: str = Field(min_length=1, max_length=10_000)
-    unit_id: int | None = Field(None, description="The dispatched unit reporting.")
+    unit_id: Id | None = Field(None, description="The dispatched unit reporting.")
 
 
 # -- organisation and users ----------------------------------------------------------------
@@ -207,7 +210,7 @@ class CentreCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     code: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-    parent_id: int | None = Field(None, description="None only for a district centre.")
+    parent_id: Id | None = Field(None, description="None only for a district centre.")
     grid_cells: list[str] = Field(default_factory=list, max_length=1000)
 
 
@@ -223,7 +226,7 @@ class UnitOut(BaseModel):
 
 
 class UnitCreate(UnitSpec):
-    centre_id: int
+    centre_id: Id
 
 
 class UserOut(BaseModel):
@@ -243,7 +246,7 @@ class UserCreate(BaseModel):
     username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
     password: str = Field(min_length=8, max_length=256)
     role: RoleName
-    centre_id: int | None = Field(None, description="Scope; None (whole tree) for admins only.")
+    centre_id: Id | None = Field(None, description="Scope; None (whole tree) for admins only.")
     full_name: str | None = Field(None, max_length=200)
 
 
@@ -252,7 +255,7 @@ class UserUpdate(BaseModel):
 
     password: str | None = Field(None, min_length=8, max_length=256)
     role: RoleName | None = None
-    centre_id: int | None = None
+    centre_id: Id | None = None
     full_name: str | None = Field(None, max_length=200)
     active: bool | None = None
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from sqlalchemy import func, select
 
-from api.deps import DbSession, Principal, requires
+from api.deps import DbId, DbSession, OptionalId, Principal, requires
 from api.orm import Alert, Case, Snapshot
 from api.routes.cases import scope_filter
 from api.schemas import AlertDetail, AlertOut, Page
@@ -31,7 +31,7 @@ def list_alerts(
     principal: Reader,
     camera_id: str | None = None,
     kind: Annotated[str | None, Query(pattern="^(started|escalated|ended)$")] = None,
-    case_id: int | None = None,
+    case_id: OptionalId = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Page[AlertOut]:
@@ -53,7 +53,7 @@ def list_alerts(
 @router.get(
     "/{alert_id}", response_model=AlertDetail, responses={404: {"description": "No such alert"}}
 )
-def get_alert(alert_id: int, session: DbSession, principal: Reader) -> AlertOut:
+def get_alert(alert_id: DbId, session: DbSession, principal: Reader) -> AlertOut:
     return alert_out(visible_alert(session, principal, alert_id), AlertDetail)
 
 
@@ -62,7 +62,7 @@ def get_alert(alert_id: int, session: DbSession, principal: Reader) -> AlertOut:
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "No snapshot"}},
 )
-def get_snapshot(alert_id: int, session: DbSession, principal: Reader) -> Response:
+def get_snapshot(alert_id: DbId, session: DbSession, principal: Reader) -> Response:
     visible_alert(session, principal, alert_id)
     snapshot = session.get(Snapshot, alert_id)
     if snapshot is None:

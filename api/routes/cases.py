@@ -9,7 +9,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from api import workflow
-from api.deps import DbSession, Principal, requires
+from api.deps import DbId, DbSession, OptionalId, Principal, requires
 from api.organisation import OrgTree
 from api.orm import Camera, Case, Centre, Feedback, FeedbackPhoto, Unit
 from api.schemas import (
@@ -75,7 +75,7 @@ def list_cases(
     state: Annotated[list[CaseState] | None, Query()] = None,
     open: Annotated[bool | None, Query(description="Only open (or only finished) cases")] = None,
     camera_id: str | None = None,
-    centre_id: int | None = None,
+    centre_id: OptionalId = None,
     severity: Annotated[str | None, Query(pattern="^(notice|warning|critical)$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
@@ -149,12 +149,12 @@ def create_case(body: CaseCreate, session: DbSession, principal: Handler) -> Cas
 
 
 @router.get("/{case_id}", response_model=CaseDetail, responses=NOT_FOUND)
-def get_case(case_id: int, session: DbSession, principal: Reader) -> CaseDetail:
+def get_case(case_id: DbId, session: DbSession, principal: Reader) -> CaseDetail:
     return detail(session, visible_case(session, principal, case_id))
 
 
 @router.get("/{case_id}/history", response_model=list[CaseEventOut], responses=NOT_FOUND)
-def case_history(case_id: int, session: DbSession, principal: Reader) -> list[CaseEventOut]:
+def case_history(case_id: DbId, session: DbSession, principal: Reader) -> list[CaseEventOut]:
     """The audit trail: who did what, when, from which state to which."""
     case = visible_case(session, principal, case_id)
     return [CaseEventOut.model_validate(e) for e in case.history]
@@ -166,7 +166,7 @@ def case_history(case_id: int, session: DbSession, principal: Reader) -> list[Ca
     responses={**NOT_FOUND, **CONFLICT, 422: {}},
 )
 def transition_case(
-    case_id: int, body: TransitionRequest, session: DbSession, principal: Reader
+    case_id: DbId, body: TransitionRequest, session: DbSession, principal: Reader
 ) -> CaseDetail:
     """Move a case on: 409 with the allowed next states when the move is not possible."""
     case = visible_case(session, principal, case_id)
@@ -191,7 +191,7 @@ def transition_case(
     responses={**NOT_FOUND, **CONFLICT, 422: {}},
 )
 def dispatch_units(
-    case_id: int, body: DispatchRequest, session: DbSession, principal: Dispatcher
+    case_id: DbId, body: DispatchRequest, session: DbSession, principal: Dispatcher
 ) -> CaseDetail:
     """Send units: moves an acknowledged case to dispatched, or adds units later."""
     case = visible_case(session, principal, case_id)
@@ -214,7 +214,7 @@ def dispatch_units(
     responses={**NOT_FOUND, **CONFLICT, 422: {}},
 )
 def add_feedback(
-    case_id: int, body: FeedbackCreate, session: DbSession, principal: Handler
+    case_id: DbId, body: FeedbackCreate, session: DbSession, principal: Handler
 ) -> FeedbackOut:
     """A unit's report from the scene (add photos to it with POST …/photos)."""
     case = visible_case(session, principal, case_id)
@@ -241,7 +241,7 @@ def add_feedback(
     responses={**NOT_FOUND, 413: {}, 415: {}, 422: {}},
 )
 async def add_photo(
-    case_id: int, feedback_id: int, request: Request, principal: Handler
+    case_id: DbId, feedback_id: DbId, request: Request, principal: Handler
 ) -> PhotoOut:
     """Attach a JPEG or PNG (the raw bytes as the body, e.g. ``fetch(url, {body: file})``)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -261,8 +261,8 @@ async def add_photo(
 
 def _store_photo(
     request: Request,
-    case_id: int,
-    feedback_id: int,
+    case_id: DbId,
+    feedback_id: DbId,
     principal: Principal,
     content_type: str,
     data: bytes,
@@ -294,7 +294,7 @@ def _store_photo(
     responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}, **NOT_FOUND},
 )
 def get_photo(
-    case_id: int, feedback_id: int, photo_id: int, session: DbSession, principal: Reader
+    case_id: DbId, feedback_id: DbId, photo_id: DbId, session: DbSession, principal: Reader
 ) -> Response:
     visible_case(session, principal, case_id)
     photo = session.get(FeedbackPhoto, photo_id)
@@ -306,7 +306,7 @@ def get_photo(
     return Response(photo.data, media_type=photo.content_type)
 
 
-def photo_url(case_id: int, feedback_id: int, photo_id: int) -> str:
+def photo_url(case_id: DbId, feedback_id: DbId, photo_id: int) -> str:
     return f"/cases/{case_id}/feedback/{feedback_id}/photos/{photo_id}"
 
 

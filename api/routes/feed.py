@@ -24,7 +24,9 @@ PING_S = 25.0
 def feed_events(
     session: DbSession,
     principal: Reader,
-    after: Annotated[int, Query(ge=0, description="The last id you saw (0: from the start)")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=2**63 - 1, description="The last id you saw (0: from the start)")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[FeedEventOut]:
     """Feed events after an id, oldest first (what the WebSocket would have pushed)."""

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.deps import DbSession, Principal, requires
+from api.deps import DbId, DbSession, OptionalId, Principal, requires
 from api.organisation import OrgTree, import_organisation, make_code
 from api.orm import Centre, GridCell, Unit
 from api.schemas import CentreCreate, CentreOut, ImportResult, UnitCreate, UnitOut
@@ -65,7 +65,7 @@ def list_centres(session: DbSession, principal: Reader) -> list[CentreOut]:
 
 
 @router.get("/centres/{centre_id}", response_model=CentreOut, responses={404: {}})
-def get_centre(centre_id: int, session: DbSession, principal: Reader) -> CentreOut:
+def get_centre(centre_id: DbId, session: DbSession, principal: Reader) -> CentreOut:
     tree = OrgTree.load(session)
     if centre_id not in tree.nodes or not principal.sees(centre_id):
         raise HTTPException(404, f"centre {centre_id} does not exist")
@@ -135,7 +135,7 @@ def import_tree(body: OrganisationSpec, session: DbSession, principal: Admin) ->
 
 @router.get("/units", response_model=list[UnitOut])
 def list_units(
-    session: DbSession, principal: Reader, centre_id: int | None = None
+    session: DbSession, principal: Reader, centre_id: OptionalId = None
 ) -> list[UnitOut]:
     """Units of your centres (and, to dispatch from below, of the centres above yours)."""
     query = select(Unit).order_by(Unit.centre_id, Unit.name)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.auth import Role, create_user, hash_password
-from api.deps import DbSession, Principal, requires
+from api.deps import DbId, DbSession, Principal, requires
 from api.orm import Centre, User
 from api.schemas import UserCreate, UserOut, UserUpdate
 
@@ -58,12 +58,12 @@ def add_user(body: UserCreate, session: DbSession, principal: Admin) -> UserOut:
 
 
 @router.get("/{user_id}", response_model=UserOut, responses={404: {}})
-def get_user(user_id: int, session: DbSession, principal: Admin) -> UserOut:
+def get_user(user_id: DbId, session: DbSession, principal: Admin) -> UserOut:
     return UserOut.model_validate(visible_user(session, principal, user_id))
 
 
 @router.patch("/{user_id}", response_model=UserOut, responses={404: {}, 422: {}})
-def update_user(user_id: int, body: UserUpdate, session: DbSession, principal: Admin) -> UserOut:
+def update_user(user_id: DbId, body: UserUpdate, session: DbSession, principal: Admin) -> UserOut:
     """Change a role, centre, name, password or deactivate; password/active changes and
     role/centre changes revoke the user's tokens."""
     user = visible_user(session, principal, user_id)
