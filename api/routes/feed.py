@@ -85,18 +85,22 @@ async def feed_socket(websocket: WebSocket) -> None:
         await websocket.send_json({"type": "hello", "last_id": max(sent, hub.delivered_up_to)})
         receiver = asyncio.create_task(_drain(websocket))
         try:
-            while not receiver.done():
+            while True:
                 if subscriber.overflowed and subscriber.queue.empty():
                     await websocket.close(code=4408, reason="too slow: reconnect with after")
                     return
-                try:
-                    message = await asyncio.wait_for(subscriber.queue.get(), PING_S)
-                except TimeoutError:
-                    if subscriber.overflowed:
-                        await websocket.close(code=4408, reason="too slow: reconnect with after")
-                        return
+                getter = asyncio.ensure_future(subscriber.queue.get())
+                done, _ = await asyncio.wait(
+                    {getter, receiver}, timeout=PING_S, return_when=asyncio.FIRST_COMPLETED
+                )
+                if getter not in done:
+                    getter.cancel()
+                if receiver in done:
+                    return  # the client went away
+                if getter not in done:
                     await websocket.send_json({"type": "ping"})
                     continue
+                message = getter.result()
                 if message["id"] <= sent:
                     continue  # already replayed
                 await websocket.send_json(message)
