@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -131,6 +132,7 @@ class Notifier:
         self.channel = channel
         self.client = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
         self.local_hubs: list[FeedHub] = []
+        self._quiet_until = 0.0  # after a Redis failure, skip publishing for a while
 
     def install(self, sessions: sessionmaker[Session]) -> None:
         event.listen(sessions, "after_commit", self._after_commit)
@@ -140,9 +142,12 @@ class Notifier:
             return
         for hub in self.local_hubs:
             hub.wake_threadsafe()
+        if time.monotonic() < self._quiet_until:
+            return  # Redis was down a moment ago: do not make every commit wait for it
         try:
             self.client.publish(self.channel, b"1")
         except redis.RedisError as error:  # other processes fall back to polling
+            self._quiet_until = time.monotonic() + 5.0
             log.debug("feed wake-up not published", extra={"error": str(error)})
 
     def close(self) -> None:

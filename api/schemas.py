@@ -229,6 +229,14 @@ class UnitCreate(UnitSpec):
     centre_id: Id
 
 
+class UnitUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    phone: str | None = Field(None, max_length=64)
+    active: bool | None = Field(None, description="Inactive units cannot be dispatched.")
+
+
 class UserOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -119,3 +119,81 @@ def test_roles_and_user_management_scope(sqlite_api: Api) -> None:
     codes = {c["code"] for c in api.client.get("/centres", headers=headers).json()}
     assert codes == {"demo.riverside", "demo.riverside.harbour", "demo.riverside.market"}
     assert api.client.get(f"/centres/{hillside}", headers=headers).status_code == 404
+
+
+def test_organisation_from_config_and_admin_endpoints(tmp_path, redis_server) -> None:  # type: ignore[no-untyped-def]
+    from api.settings import CentreSpec, OrganisationSpec, UnitSpec
+    from camera_adapters.spec import CameraSpec
+    from tests.api_fixtures import make_config, running_api
+
+    organisation = OrganisationSpec(
+        district=CentreSpec(
+            name="Haizhu District",
+            code="hz",
+            children=[
+                CentreSpec(
+                    name="Binjiang Street",
+                    code="hz.bj",
+                    units=[UnitSpec(name="Binjiang police station", kind="police")],
+                    children=[CentreSpec(name="Riverside", code="hz.bj.rs", grid_cells=["BJ-07"])],
+                )
+            ],
+        )
+    )
+    camera = CameraSpec(
+        id="metro-b",
+        name="Metro exit B",
+        source="rtsp://192.0.2.11/x",
+        location={
+            "district": "Haizhu District",
+            "street": "Binjiang Street",
+            "community": "Station",
+            "grid_cell": "BJ-02",
+        },
+    )
+    config = make_config(
+        f"sqlite:///{tmp_path / 'org.db'}",
+        redis_server.url,
+        organisation=organisation,
+        cameras=[camera],
+    )
+    with running_api(config) as api:
+        centres = {c["code"]: c for c in api.get("admin", "/centres").json()}
+        assert centres["hz.bj.rs"]["grid_cells"] == ["BJ-07"]
+        assert centres["hz.bj.rs"]["path"] == "Haizhu District / Binjiang Street / Riverside"
+        # The config camera's unknown community is created under the declared street.
+        station = next(c for c in centres.values() if c["name"] == "Station")
+        assert station["tier"] == "community" and station["parent_id"] == centres["hz.bj"]["id"]
+        assert station["grid_cells"] == ["BJ-02"]
+        assert api.get("admin", "/cameras/metro-b").json()["centre_id"] == station["id"]
+
+        added = api.post(
+            "admin",
+            "/centres",
+            json={"name": "Pier", "parent_id": centres["hz.bj"]["id"], "grid_cells": ["BJ-09"]},
+        )
+        assert added.status_code == 201 and added.json()["tier"] == "community"
+        below = api.post(
+            "admin", "/centres", json={"name": "Too deep", "parent_id": added.json()["id"]}
+        )
+        assert below.status_code == 422 and "lowest tier" in below.json()["detail"]
+        taken = api.post(
+            "admin",
+            "/centres",
+            json={"name": "Again", "parent_id": centres["hz.bj"]["id"], "grid_cells": ["BJ-09"]},
+        )
+        assert taken.status_code == 409
+        unit = api.post(
+            "admin",
+            "/units",
+            json={"name": "Pier patrol", "kind": "joint_patrol", "centre_id": added.json()["id"]},
+        )
+        assert unit.status_code == 201
+        off = api.patch("admin", f"/units/{unit.json()['id']}", json={"active": False})
+        assert off.status_code == 200 and off.json()["active"] is False
+        imported = api.post("admin", "/organisation/import", json=organisation.model_dump())
+        assert imported.status_code == 200 and imported.json()["centres_created"] == 0
+        assert (
+            api.post("operator", "/organisation/import", json=organisation.model_dump()).status_code
+            == 403
+        )

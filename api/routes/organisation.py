@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from api.deps import DbId, DbSession, OptionalId, Principal, requires
 from api.organisation import OrgTree, import_organisation, make_code
 from api.orm import Centre, GridCell, Unit
-from api.schemas import CentreCreate, CentreOut, ImportResult, UnitCreate, UnitOut
+from api.schemas import CentreCreate, CentreOut, ImportResult, UnitCreate, UnitOut, UnitUpdate
 from api.settings import TIERS, OrganisationSpec
 
 router = APIRouter(tags=["organisation"])
@@ -162,6 +162,25 @@ def create_unit(body: UnitCreate, session: DbSession, principal: Admin) -> UnitO
         session.rollback()
         raise HTTPException(
             409, f"centre {body.centre_id} already has a unit named '{body.name}'"
+        ) from None
+    return UnitOut.model_validate(unit)
+
+
+@router.patch("/units/{unit_id}", response_model=UnitOut, responses={404: {}, 409: {}})
+def update_unit(unit_id: DbId, body: UnitUpdate, session: DbSession, principal: Admin) -> UnitOut:
+    """Rename a unit, change its phone, or deactivate it (it stays in past cases)."""
+    unit = session.get(Unit, unit_id)
+    if unit is None or not principal.sees(unit.centre_id):
+        raise HTTPException(404, f"unit {unit_id} does not exist")
+    for name, value in body.model_dump(exclude_unset=True).items():
+        if value is not None or name == "phone":
+            setattr(unit, name, value)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise HTTPException(
+            409, f"centre {unit.centre_id} already has a unit named '{body.name}'"
         ) from None
     return UnitOut.model_validate(unit)
 
