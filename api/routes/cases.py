@@ -170,7 +170,10 @@ def transition_case(
 ) -> CaseDetail:
     """Move a case on: 409 with the allowed next states when the move is not possible."""
     case = visible_case(session, principal, case_id)
-    principal.require(workflow.PERMISSION_FOR.get(body.to, "cases.handle"))
+    permission = workflow.PERMISSION_FOR.get(body.to, "cases.handle")
+    if case.state == "resolved" and body.to == "in_progress":
+        permission = "cases.verify"  # reopening after a failed verification
+    principal.require(permission)
     workflow.transition(
         session,
         case,
