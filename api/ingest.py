@@ -88,10 +88,7 @@ def ingest_event(
     now = utcnow()
     rerouted: tuple[int | None, int | None] | None = None
     if case is None:
-        tree = OrgTree.load(session)
-        centre_id, origin_id = route(
-            session, tree, grid_cell=location.grid_cell, names=names, tier=tier
-        )
+        centre_id, origin_id = route(session, grid_cell=location.grid_cell, names=names, tier=tier)
         case = Case(
             episode_id=event.episode_id,
             origin="alert",

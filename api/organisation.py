@@ -229,9 +229,21 @@ def locate(
     return found
 
 
+def at_tier(session: Session, centre_id: int, tier: str) -> int:
+    """``OrgTree.at_tier`` by walking up parents (a few primary-key reads, no full tree)."""
+    wanted = TIERS.index(tier)
+    chain: list[Centre] = []
+    current = session.get(Centre, centre_id)
+    while current is not None and current not in chain:
+        chain.append(current)
+        if TIERS.index(current.tier) <= wanted:
+            return current.id
+        current = session.get(Centre, current.parent_id) if current.parent_id else None
+    return chain[-1].id if chain else centre_id
+
+
 def route(
     session: Session,
-    tree: OrgTree,
     *,
     grid_cell: str | None,
     names: tuple[str | None, ...],
@@ -239,11 +251,18 @@ def route(
 ) -> tuple[int | None, int | None]:
     """(handling centre, routed-from workstation) for a case at ``tier``.
 
-    A location the organisation does not know goes to the district centre (if there is
-    exactly one), so no alert is left without a centre that sees it.
+    Runs for every new case in the alert consumer, so the usual path (a known grid cell)
+    reads a few rows by key; only an unknown cell loads the tree to match names. A location
+    the organisation does not know goes to the district centre (if there is exactly one),
+    so no alert is left without a centre that sees it.
     """
-    origin = locate(session, tree, grid_cell, names)
+    origin = None
+    if grid_cell:
+        origin = session.scalar(select(GridCell.centre_id).where(GridCell.code == grid_cell))
     if origin is None:
-        roots = tree.roots()
-        return (roots[0], None) if len(roots) == 1 else (None, None)
-    return tree.at_tier(origin, tier), origin
+        tree = OrgTree.load(session)
+        origin = locate(session, tree, None, names)
+        if origin is None:
+            roots = tree.roots()
+            return (roots[0], None) if len(roots) == 1 else (None, None)
+    return at_tier(session, origin, tier), origin
