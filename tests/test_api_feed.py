@@ -12,7 +12,15 @@ from fastapi.testclient import TestClient
 from alerting.events import Severity
 from api.app import create_app
 from api.settings import EscalationSettings
-from tests.api_fixtures import PASSWORD, Api, make_config, running_api, start_api
+from tests.api_fixtures import (
+    BACKENDS,
+    PASSWORD,
+    Api,
+    database_url,
+    make_config,
+    running_api,
+    start_api,
+)
 from tests.helpers import wait_for
 from tests.test_api_workflow import publish
 
@@ -30,10 +38,10 @@ def receive_until(ws, predicate, limit: int = 50):  # type: ignore[no-untyped-de
     pytest.fail(f"no matching feed message among {seen}")
 
 
-@pytest.fixture
-def feed_api(tmp_path: Path, redis_server):  # type: ignore[no-untyped-def]
+@pytest.fixture(params=BACKENDS)
+def feed_api(request: pytest.FixtureRequest, tmp_path: Path, redis_server):  # type: ignore[no-untyped-def]
     config = make_config(
-        f"sqlite:///{tmp_path / 'feed.db'}",
+        database_url(request.param, tmp_path, request),
         redis_server.url,
         escalation=EscalationSettings(
             enabled=True,
