@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.auth import TokenSigner, ensure_bootstrap_admin, signing_key
+from api.auth import LoginThrottle, TokenSigner, ensure_bootstrap_admin, signing_key
 from api.cameras import CameraPublisher, sync_config_cameras
 from api.consumer import AlertConsumer
 from api.db import make_engine, session_factory, upgrade
@@ -119,6 +119,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     app.state.consumer = None
     app.state.metrics = metrics
     app.state.signer = TokenSigner(key, config.auth.token_ttl_s)
+    app.state.login_throttle = LoginThrottle()
     app.state.feed_hub = hub
     app.state.escalator = escalator
     app.state.redis = redis.Redis.from_url(

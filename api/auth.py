@@ -8,6 +8,8 @@ re-reads the user, so a role or centre change applies at once.
 from __future__ import annotations
 
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -113,6 +115,37 @@ class TokenSigner:
         if claims.get("ver") != user.token_version:
             raise AuthError("the token was revoked (password or account changed): log in again")
         return user
+
+
+class LoginThrottle:
+    """Slows password guessing: after ``limit`` failures for one username within
+    ``window_s``, that username is refused for the rest of the window (per API process)."""
+
+    def __init__(self, limit: int = 5, window_s: float = 300.0) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._failures: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def retry_after(self, username: str, now: float | None = None) -> float:
+        """Seconds until this username may try again (0: now)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            recent = [t for t in self._failures.get(username, []) if now - t < self.window_s]
+            self._failures[username] = recent
+            if len(recent) < self.limit:
+                return 0.0
+            return max(0.0, self.window_s - (now - recent[0]))
+
+    def failed(self, username: str) -> None:
+        with self._lock:
+            self._failures.setdefault(username, []).append(time.monotonic())
+            if len(self._failures) > 10_000:  # bounded memory under a spray of names
+                self._failures.pop(next(iter(self._failures)))
+
+    def succeeded(self, username: str) -> None:
+        with self._lock:
+            self._failures.pop(username, None)
 
 
 def authenticate(session: Session, username: str, password: str) -> User | None:

@@ -57,6 +57,16 @@ def test_login_tokens_and_revocation(sqlite_api: Api) -> None:
         == 401
     )
 
+    # Password guessing: five failures lock the name out for a while (others unaffected).
+    guess = {"username": "dispatcher", "password": "guess-123"}
+    for _ in range(5):
+        assert client.post("/auth/token", data=guess).status_code == 401
+    locked = client.post("/auth/token", data={"username": "dispatcher", "password": PASSWORD})
+    assert locked.status_code == 429 and "too many failed logins" in locked.json()["detail"]
+    assert int(locked.headers["retry-after"]) > 0
+    other = client.post("/auth/token", data={"username": "harbour", "password": PASSWORD})
+    assert other.status_code == 200
+
 
 def test_roles_and_user_management_scope(sqlite_api: Api) -> None:
     api = sqlite_api
