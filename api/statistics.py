@@ -4,6 +4,8 @@ Definitions (per group, over the cases created in the period, within the reader'
 - ``handling_rate``: share of cases someone acted on (acknowledged, or dismissed);
 - ``closure_rate``: share of real cases (not dismissed) closed after verification;
 - ``false_alarm_rate``: share of cases dismissed as false alarms;
+- ``escalated``: cases that were escalated — per centre, escalated *away from* it (or its
+  subtree) because they were not handled in time;
 - ``time_to_acknowledge`` / ``time_to_dispatch`` / ``time_to_close``: seconds from the
   case's creation to that step, median and 90th percentile over the cases that reached it.
 Centres are rolled up: a street's row counts the cases handled anywhere in its subtree.
@@ -23,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.organisation import OrgTree
-from api.orm import Camera, Case, Dispatch, Unit
+from api.orm import Camera, Case, CaseEvent, Dispatch, Unit
 
 GroupBy = Literal["centre", "unit", "camera", "period"]
 Period = Literal["day", "week", "month"]
@@ -39,6 +41,7 @@ class Bucket:
     closed: int = 0
     dismissed: int = 0
     open: int = 0
+    escalated: int = 0
     ack: list[float] = field(default_factory=list)
     dispatch: list[float] = field(default_factory=list)
     close: list[float] = field(default_factory=list)
@@ -73,6 +76,7 @@ class Bucket:
             "closed": self.closed,
             "dismissed": self.dismissed,
             "open": self.open,
+            "escalated": self.escalated,
             "handling_rate": _rate(self.handled, self.cases),
             "closure_rate": _rate(self.closed, real),
             "false_alarm_rate": _rate(self.dismissed, self.cases),
@@ -138,11 +142,13 @@ def compute(
             for centre_id in tree.ancestors(case.centre_id):
                 if scope is None or centre_id in scope:
                     bucket(str(centre_id), tree.path(centre_id)).add(case)
+        _count_escalations(session, tree, cases, scope, bucket)
     elif group_by == "camera":
         names = dict(session.execute(select(Camera.id, Camera.name)).all())
         for case in cases:
             key = case.camera_id or "(manual)"
             bucket(key, names.get(key) or case.camera_name or key).add(case)
+            buckets[key].escalated += case.escalation_level > 0
     elif group_by == "unit":
         by_case: dict[int, Case] = {c.id: c for c in cases}
         if by_case:
@@ -157,8 +163,35 @@ def compute(
         for case in cases:
             key = period_key(case.created_at, period)
             bucket(key, key).add(case)
+            buckets[key].escalated += case.escalation_level > 0
     ordered = sorted(buckets.values(), key=lambda b: b.key if group_by == "period" else b.name)
     return [b.row() for b in ordered]
+
+
+def _count_escalations(session, tree, cases, scope, bucket) -> None:  # type: ignore[no-untyped-def]
+    """Per centre: cases escalated away from it or from below it (each case once)."""
+    ids = [c.id for c in cases if c.escalation_level > 0]
+    if not ids:
+        return
+    rows = session.execute(
+        select(CaseEvent.case_id, CaseEvent.data).where(
+            CaseEvent.case_id.in_(ids), CaseEvent.action == "escalated"
+        )
+    ).all()
+    counted: set[tuple[int, int]] = set()
+    for case_id, data in rows:
+        source = (data or {}).get("from_centre_id")
+        if source not in tree.nodes:
+            continue
+        for centre_id in tree.ancestors(source):
+            if (scope is None or centre_id in scope) and (case_id, centre_id) not in counted:
+                # An escalation between two centres inside one subtree is not that
+                # subtree's failure only if the case stayed inside it: count leaving only.
+                to_centre = (data or {}).get("to_centre_id")
+                if to_centre is not None and centre_id in tree.ancestors(to_centre):
+                    continue
+                counted.add((case_id, centre_id))
+                bucket(str(centre_id), tree.path(centre_id)).escalated += 1
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:

@@ -49,6 +49,13 @@ def test_unacknowledged_case_escalates_to_parent_then_district(api: Api) -> None
     assert second.to_centre_id == district
     # At the district there is no parent: it stays, however late.
     assert escalator.run_once(created + timedelta(days=1)) == []
+    # Statistics count the case against each centre it was escalated away from.
+    rows = {
+        r["name"]: r
+        for r in api.get("admin", "/stats", params={"group_by": "centre"}).json()["rows"]
+    }
+    escalated = {name.split(" / ")[-1]: row["escalated"] for name, row in rows.items()}
+    assert escalated == {"Demo District": 0, "Riverside Street": 1, "Harbour Community": 1}
 
     # Acknowledged but not dispatched: the dispatch SLA applies from the current centre.
     api.post("admin", f"/cases/{case['id']}/transitions", json={"to": "acknowledged"})
