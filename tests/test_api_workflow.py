@@ -154,6 +154,14 @@ def test_case_lifecycle_with_audit_trail(api: Api) -> None:
     )
     assert final.status_code == 409 and final.json()["allowed"] == []
     assert [a["kind"] for a in detail["alerts"]] == ["started", "ended"]
+    # Another street sees nothing of it: not the alerts, not the feed, not the statistics.
+    alert_id = detail["alerts"][0]["id"]
+    assert api.get("hillside", f"/alerts/{alert_id}").status_code == 404
+    assert api.get("hillside", f"/alerts/{alert_id}/snapshot.jpg").status_code == 404
+    assert api.get("hillside", "/alerts").json()["total"] == 0
+    assert api.get("hillside", "/feed").json() == []
+    assert api.get("hillside", "/stats", params={"group_by": "camera"}).json()["rows"] == []
+    assert api.get("operator", "/alerts").json()["total"] == 2
 
 
 def test_dismiss_manual_cases_and_scope(api: Api) -> None:

@@ -113,6 +113,7 @@ def test_sample_clip_becomes_a_case(running_system) -> None:
     assert case["camera_id"] == "plaza-east" and case["zone_id"] == "entrance"
     assert case["state"] == "reported" and case["people_count"] >= 1
     assert case["grid_cell"] == "grid-07" and case["district"] == "Demo District"
+    assert case["centre_id"] is not None, "routed to the centre owning the grid cell"
 
     detail = http.get(f"/cases/{case['id']}").json()
     started = detail["alerts"][0]
