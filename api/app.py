@@ -78,7 +78,12 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     metrics = ApiMetrics()
     notifier = Notifier(config.redis.url, config.feed_channel)
     notifier.install(sessions)
-    hub = FeedHub(sessions, config.redis.url, config.feed_channel)
+    hub = FeedHub(
+        sessions,
+        config.redis.url,
+        config.feed_channel,
+        retention_days=config.feed_retention_days,
+    )
     notifier.local_hubs.append(hub)
     escalator = Escalator(sessions, config.escalation)
 

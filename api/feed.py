@@ -22,7 +22,7 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
-from sqlalchemy import event, or_, select
+from sqlalchemy import delete, event, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.orm import Alert, Case, CaseEvent, FeedEvent
@@ -171,11 +171,14 @@ class FeedHub:
         redis_url: str,
         channel: str,
         poll_interval_s: float = 1.0,
+        retention_days: float = 30.0,
     ) -> None:
         self.sessions = sessions
         self.redis_url = redis_url
         self.channel = channel
         self.poll_interval_s = poll_interval_s
+        self.retention_days = retention_days
+        self._next_prune = 0.0
         self.subscribers: set[Subscriber] = set()
         self.delivered_up_to = 0
         self._recent: deque[int] = deque(maxlen=20_000)
@@ -265,6 +268,19 @@ class FeedHub:
                 continue
             for row in rows:
                 self._deliver(row)
+            if time.monotonic() >= self._next_prune:
+                self._next_prune = time.monotonic() + 3600
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self.prune)
+
+    def prune(self) -> int:
+        """Delete feed events older than the retention (a console older than that reloads
+        ``GET /cases`` instead of resuming)."""
+        cutoff = utcnow() - timedelta(days=self.retention_days)
+        with self.sessions() as session:
+            result = session.execute(delete(FeedEvent).where(FeedEvent.at < cutoff))
+            session.commit()
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     def _read_new(self) -> list[dict[str, Any]]:
         # PostgreSQL assigns ids before commit, so a lower id can become visible after a

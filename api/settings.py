@@ -234,6 +234,9 @@ class ApiConfig(BaseModel):
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     organisation: OrganisationSpec | None = None
     cameras: list[CameraSpec] = Field(default_factory=list)
+    feed_retention_days: float = Field(
+        30.0, gt=0, description="How long live-feed events are kept for resuming consoles."
+    )
     feed_channel: str = Field(
         "sharpeyes:feed", description="Redis pub/sub channel that wakes the live feeds."
     )

@@ -115,6 +115,11 @@ def test_feed_pushes_in_scope_and_resumes(feed_api: Api, tmp_path: Path) -> None
                 ws, lambda m: m["data"].get("to_state") == "dismissed", limit=100
             )
             assert replay[0]["id"] > last_seen
+    # Old events are pruned after the retention period.
+    hub = api.app.state.feed_hub
+    assert hub.prune() == 0
+    hub.retention_days = 1e-9
+    assert hub.prune() > 0 and api.get("admin", "/feed").json() == []
 
 
 def test_feed_crosses_processes_through_redis(tmp_path: Path, redis_server) -> None:
