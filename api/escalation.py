@@ -53,13 +53,11 @@ class Escalator:
         self._thread: threading.Thread | None = None
 
     def sla_s(self, state: str, severity: str) -> float:
-        table = (
-            self.settings.acknowledge_sla_s if state == "reported" else self.settings.dispatch_sla_s
-        )
-        defaults = (
-            EscalationSettings().acknowledge_sla_s
+        """The SLA for a case in ``state`` (reported or acknowledged) of ``severity``."""
+        table, defaults = (
+            (self.settings.acknowledge_sla_s, EscalationSettings().acknowledge_sla_s)
             if state == "reported"
-            else (EscalationSettings().dispatch_sla_s)
+            else (self.settings.dispatch_sla_s, EscalationSettings().dispatch_sla_s)
         )
         return table.get(severity, defaults.get(severity, 300.0))
 
@@ -68,8 +66,9 @@ class Escalator:
         now = now or self.clock()
         done: list[Escalation] = []
         shortest = min(
-            [*self.settings.acknowledge_sla_s.values(), *self.settings.dispatch_sla_s.values()],
-            default=60.0,
+            self.sla_s(state, severity)
+            for state in WAITING_FOR
+            for severity in ("notice", "warning", "critical")
         )
         with self.sessions() as session:
             candidates = session.scalars(
