@@ -317,7 +317,11 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "benchmark": "api_load",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_at_start": round(os.getloadavg()[0], 2),
+        },
         "config": {
             "alerts": args.alerts,
             "operators": args.operators,
@@ -379,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if postgres is not None:
                 postgres.stop()
+    report["machine"]["load_average_at_end"] = round(os.getloadavg()[0], 2)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "api_load.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.out / "api_load.md").write_text(markdown(report))
@@ -392,7 +397,10 @@ def markdown(report: dict[str, Any]) -> str:
         "# API load benchmark",
         "",
         f"Run {report['when']} on {report['machine']['cpus']} CPUs, Python "
-        f"{report['machine']['python']}. Re-run: `.venv/bin/python -m benchmarks.api_load`.",
+        f"{report['machine']['python']}, 1-minute load average "
+        f"{report['machine']['load_average_at_start']} → {report['machine']['load_average_at_end']}"
+        " (above the CPU count means other work shared the machine). "
+        "Re-run: `.venv/bin/python -m benchmarks.api_load`.",
         "",
         f"## Ingest ({config['alerts']} alert events through the real consumer)",
         "",
