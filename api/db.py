@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -37,8 +38,10 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def session_factory(engine: Engine, **info: Any) -> sessionmaker[Session]:
+    """Sessions that keep loaded objects after commit; ``info`` reaches every session
+    (e.g. ``routing=RoutingSettings(...)`` for the alert consumer's ingest)."""
+    return sessionmaker(engine, expire_on_commit=False, info=info)
 
 
 def alembic_config(engine: Engine) -> Config:

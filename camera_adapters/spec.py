@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    SerializationInfo,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from camera_adapters.redact import redact_url, secret_forms
 from camera_adapters.zone_spec import Slug, ZoneSpec
@@ -58,6 +67,16 @@ class CameraSpec(BaseModel):
         None, gt=0.0, le=30.0, description="Analyses per second; default from pipeline settings."
     )
     loop: bool = Field(False, description="Loop a file source (for demos and tests).")
+
+    @field_serializer("password")
+    def _dump_password(self, password: SecretStr | None, info: SerializationInfo) -> object:
+        """Masked in any dump, except where the caller stores or forwards the camera itself
+        (the registry, the message to pipeline workers): ``context={"reveal_secrets": True}``."""
+        if password is None:
+            return None
+        if (info.context or {}).get("reveal_secrets"):
+            return password.get_secret_value()
+        return password if info.mode == "python" else str(password)
 
     @field_validator("source")
     @classmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from sharpeyes.commands import cameras, config, models, services
+from sharpeyes.commands import cameras, config, models, services, users
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,6 +23,8 @@ main.add_command(services.demo)
 main.add_command(config.config)
 main.add_command(models.models)
 main.add_command(cameras.cameras)
+main.add_command(users.users)
+main.add_command(users.org)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,16 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from alerting.settings import RedisSettings
-from api.settings import ApiConfig, ConsumerSettings, DatabaseSettings, HttpSettings
+from api.settings import (
+    ApiConfig,
+    AuthSettings,
+    ConsumerSettings,
+    DatabaseSettings,
+    EscalationSettings,
+    HttpSettings,
+    OrganisationSpec,
+    RoutingSettings,
+)
 from camera_adapters.spec import CameraSpec
 from models.settings import DetectorSettings
 from pipeline.settings import PipelineConfig, PipelineSettings
@@ -47,6 +56,10 @@ class SharpEyesConfig(BaseModel):
     api: HttpSettings = Field(default_factory=HttpSettings)
     consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    escalation: EscalationSettings = Field(default_factory=EscalationSettings)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    organisation: OrganisationSpec | None = None
 
     @model_validator(mode="after")
     def _unique_camera_ids(self) -> SharpEyesConfig:
@@ -71,6 +84,10 @@ class SharpEyesConfig(BaseModel):
             http=self.api,
             consumer=self.consumer,
             cameras=self.cameras,
+            auth=self.auth,
+            escalation=self.escalation,
+            routing=self.routing,
+            organisation=self.organisation,
         )
 
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,9 +40,20 @@ def _say(message: str) -> None:
     print(message, flush=True)
 
 
-def _get_json(url: str, timeout: float = 3.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
+DEMO_PASSWORD = "sharpeyes-demo"  # of the demo users seeded by api.seed.seed_demo
+
+
+def _get_json(url: str, timeout: float = 3.0, token: str | None = None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())
+
+
+def _login(base: str, username: str) -> str:
+    data = urllib.parse.urlencode({"username": username, "password": DEMO_PASSWORD}).encode()
+    with urllib.request.urlopen(f"{base}/auth/token", data=data, timeout=10) as response:
+        return json.loads(response.read())["access_token"]
 
 
 def write_config(workdir: Path, values: dict[str, str], with_mall: bool) -> Path:
@@ -137,6 +149,14 @@ def run_demo(
         except ConfigError as error:
             raise DemoError(error.render()) from error
         command = [sys.executable, "-m", "sharpeyes"]
+        # The demo organisation (district → streets → communities, units) and its users.
+        seeded = subprocess.run(
+            [*command, "users", "seed-demo", "-c", str(config_path), "--password", DEMO_PASSWORD],
+            capture_output=True,
+            text=True,
+        )
+        if seeded.returncode != 0:
+            raise DemoError(f"could not seed the demo users:\n{seeded.stderr[-2000:]}")
         env_note = (
             f" (SHARPEYES_DATA={os.environ['SHARPEYES_DATA']})"
             if os.environ.get("SHARPEYES_DATA")
@@ -155,7 +175,9 @@ def run_demo(
                 f"  cameras:   {', '.join(rtsp.url(m) for m in mounts)} (RTSP, looping)\n"
                 f"  redis:     {redis_server.url}\n"
                 f"  API:       {base}   (interactive docs: {base}/docs)\n"
-                f"  cases:     {base}/cases\n"
+                f"  cases:     {base}/cases   (log in first: POST {base}/auth/token)\n"
+                f"  logins:    admin, operator, dispatcher, integrator — password "
+                f"{DEMO_PASSWORD}\n"
                 f"  config:    {config_path}\n"
                 f"  logs:      {workdir / 'pipeline.log'}, {workdir / 'api.log'}\n"
                 "Waiting for the first gathering alert and its case… (Ctrl-C stops)\n"
@@ -197,6 +219,7 @@ def _follow_cases(
     processes: dict[str, tuple[subprocess.Popen[bytes], Path]],
 ) -> None:
     seen: set[int] = set()
+    token = _login(base, "admin")
     try:
         while duration is None or time.monotonic() - started < duration:
             for name, (process, log) in processes.items():
@@ -205,7 +228,7 @@ def _follow_cases(
                         f"the {name} process exited (code {process.returncode}):\n{_tail(log)}"
                     )
             try:
-                page = _get_json(f"{base}/cases?limit=20")
+                page = _get_json(f"{base}/cases?limit=20", token=token)
             except (urllib.error.URLError, OSError):
                 page = {"items": []}
             for case in reversed(page["items"]):

@@ -17,6 +17,8 @@ from sharpeyes import sample_clips
 from sharpeyes.devservers.redis_server import RedisServer, find_redis_binary
 from sharpeyes.devservers.rtsp import RtspServer
 
+pytest_plugins = ["tests.api_fixtures"]  # the API tests' databases and running app
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
 

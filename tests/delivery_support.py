@@ -155,8 +155,10 @@ database: {{url: "sqlite:///{db}"}}
 api: {{host: 127.0.0.1, port: {port}}}
 consumer: {{name: {name}, batch: {batch}, block_ms: 200, claim_idle_s: {claim_idle_s},
             claim_interval_s: {claim_interval_s}, max_deliveries: 3, retry_delay_s: 0.2}}
+auth: {{secret_key: "{secret}", bootstrap_admin: {{username: admin, password: "{password}"}}}}
 logging: {{level: INFO}}
 """
+ADMIN_PASSWORD = "faults-admin-password"
 
 
 @dataclass
@@ -166,6 +168,7 @@ class ApiProcess:
     process: subprocess.Popen[bytes]
     base: str
     log_path: Path
+    _token: str | None = None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -177,7 +180,18 @@ class ApiProcess:
             return None
 
     def get(self, path: str) -> httpx.Response:
-        return httpx.get(f"{self.base}{path}", timeout=10)
+        """GET as the bootstrap admin (logged in on first use)."""
+        if self._token is None:
+            response = httpx.post(
+                f"{self.base}/auth/token",
+                data={"username": "admin", "password": ADMIN_PASSWORD},
+                timeout=10,
+            )
+            response.raise_for_status()
+            self._token = response.json()["access_token"]
+        return httpx.get(
+            f"{self.base}{path}", headers={"Authorization": f"Bearer {self._token}"}, timeout=10
+        )
 
 
 @contextmanager
@@ -202,6 +216,8 @@ def api_process(
             batch=batch,
             claim_idle_s=claim_idle_s,
             claim_interval_s=claim_interval_s,
+            secret="k" * 40,
+            password=ADMIN_PASSWORD,
         )
     )
     log_path = tmp_path / f"api-{name}.log"

@@ -14,7 +14,7 @@ from alerting.settings import RedisSettings
 from api.app import create_app
 from api.db import make_engine, session_factory, upgrade
 from api.ingest import ingest_event
-from api.settings import ApiConfig, DatabaseSettings
+from api.settings import ApiConfig, AuthSettings, BootstrapAdmin, DatabaseSettings
 from tests.factories import make_event
 from tests.helpers import wait_for
 
@@ -24,7 +24,17 @@ def api_config(tmp_path: Path, redis_server) -> ApiConfig:
     return ApiConfig(
         database=DatabaseSettings(url=f"sqlite:///{tmp_path / 'api.db'}"),
         redis=RedisSettings(url=redis_server.url),
+        auth=AuthSettings(
+            bootstrap_admin=BootstrapAdmin(username="root", password="root-password")
+        ),
     )
+
+
+def login(client: TestClient) -> None:
+    """The bootstrap admin from the config logs in; the client sends its token from then on."""
+    response = client.post("/auth/token", data={"username": "root", "password": "root-password"})
+    assert response.status_code == 200, response.text
+    client.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
 
 
 def test_ingest_is_idempotent_and_groups_an_episode(tmp_path: Path) -> None:
@@ -72,6 +82,8 @@ def test_consumer_turns_stream_entries_into_cases(api_config: ApiConfig) -> None
     publisher.client.xadd(api_config.redis.stream, {"v": "1", "event": "{broken"})
 
     with TestClient(create_app(api_config)) as client:
+        assert client.get("/cases").status_code == 401, "cases need a login"
+        login(client)
         cases = wait_for(lambda: client.get("/cases").json()["items"], 15)
         wait_for(lambda: client.get("/health").json()["consumer"]["consumed"] >= 2, 10)
         health = client.get("/health").json()
@@ -98,11 +110,13 @@ def test_consumer_turns_stream_entries_into_cases(api_config: ApiConfig) -> None
 
 def test_http_errors_are_precise(api_config: ApiConfig) -> None:
     with TestClient(create_app(api_config)) as client:
+        login(client)
         missing = client.get("/cases/999")
         assert missing.status_code == 404 and missing.json()["detail"] == "case 999 does not exist"
         assert client.get("/alerts/5/snapshot.jpg").status_code == 404
         bad = client.get("/cases", params={"limit": 0})
         assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "limit"]
+        assert bad.json()["message"].startswith("query.limit: ")
         assert client.get("/alerts", params={"kind": "exploded"}).status_code == 422
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,11 +17,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerting.events import EventKind
 from alerting.publisher import AlertPublisher
 from alerting.settings import RedisSettings
-from api.app import create_app
 from api.consumer import AlertConsumer
 from api.db import make_engine, session_factory, upgrade
 from api.orm import Alert, Case
-from api.settings import ApiConfig, ConsumerSettings, DatabaseSettings
+from api.settings import ConsumerSettings
+from tests.api_fixtures import make_config, running_api
 from tests.factories import make_event
 from tests.helpers import wait_for
 
@@ -241,15 +240,20 @@ def test_consumers_racing_over_the_same_entries_make_each_case_once(
 
 
 def test_dead_letters_through_the_api(tmp_path: Path, redis_server, raw, publisher) -> None:
-    config = ApiConfig(
-        database=DatabaseSettings(url=f"sqlite:///{tmp_path / 'api.db'}"),
-        redis=RedisSettings(url=redis_server.url),
+    config = make_config(
+        f"sqlite:///{tmp_path / 'api.db'}",
+        redis_server.url,
         consumer=ConsumerSettings(name="api-dl", block_ms=100, claim_interval_s=0.2),
     )
     raw.xadd(STREAM, {"v": "1", "event": "{broken"})
     raw.xadd(STREAM, {"v": "9", "event": "{}"})
     recoverable = make_event()
-    with TestClient(create_app(config)) as client:
+    with running_api(config) as api:
+        client = api.client
+        client.headers.update(api.headers("admin"))
+        # Only an organisation-wide admin may see them (they hold every centre's events).
+        assert api.get("integrator", "/dead-letters").status_code == 403
+        assert client.get("/dead-letters", headers={"Authorization": ""}).status_code == 401
         wait_for(lambda: client.get("/dead-letters").json()["total"] == 2, 20)
         consumer = client.app.state.consumer
         # An event that was dead-lettered for a cause since fixed (e.g. a database bug).

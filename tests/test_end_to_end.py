@@ -24,6 +24,7 @@ redis: {{url: "{redis}", outbox: {{path: "{outbox}"}}}}
 database: {{url: "sqlite:///{db}"}}
 api: {{host: 127.0.0.1, port: {port}}}
 pipeline: {{analysis_fps: 1.0, worker_id: e2e-worker, health_interval_s: 1}}
+auth: {{bootstrap_admin: {{username: e2e-admin, password: e2e-password}}}}
 cameras:
   - id: plaza-east
     name: Plaza east entrance
@@ -88,6 +89,20 @@ def test_sample_clip_becomes_a_case(running_system) -> None:
     base = running_system["base"]
     http = httpx.Client(base_url=base, timeout=5)
 
+    def login() -> bool:
+        try:
+            response = http.post(
+                "/auth/token", data={"username": "e2e-admin", "password": "e2e-password"}
+            )
+        except httpx.HTTPError:
+            return False
+        if response.status_code != 200:
+            return False
+        http.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+        return True
+
+    wait_for(login, timeout=60, interval=0.5)
+
     def cases() -> list[dict]:
         for name, process in running_system["processes"].items():
             if process.poll() is not None:
@@ -102,6 +117,7 @@ def test_sample_clip_becomes_a_case(running_system) -> None:
     assert case["camera_id"] == "plaza-east" and case["zone_id"] == "entrance"
     assert case["state"] == "reported" and case["people_count"] >= 1
     assert case["grid_cell"] == "grid-07" and case["district"] == "Demo District"
+    assert case["centre_id"] is not None, "routed to the centre owning the grid cell"
 
     detail = http.get(f"/cases/{case['id']}").json()
     started = detail["alerts"][0]

@@ -1,37 +1,42 @@
-"""Alerts as received from the pipeline (read-only)."""
+"""Alerts as received from the pipeline (read-only), within the reader's scope."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from sqlalchemy import func, select
 
-from api.deps import DbSession
-from api.orm import Alert, Snapshot
+from api.deps import DbId, DbSession, OptionalId, Principal, requires
+from api.orm import Alert, Case, Snapshot
+from api.routes.cases import scope_filter
 from api.schemas import AlertDetail, AlertOut, Page
+from api.serialize import alert_out
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
+Reader = Annotated[Principal, Depends(requires("cases.read"))]
 
-def alert_out(alert: Alert, model: type[AlertOut] = AlertOut) -> AlertOut:
-    out = model.model_validate(alert)
-    if alert.has_snapshot:
-        out.snapshot_url = f"/alerts/{alert.id}/snapshot.jpg"
-    return out
+
+def visible_alert(session, principal: Principal, alert_id: int) -> Alert:  # type: ignore[no-untyped-def]
+    alert = session.get(Alert, alert_id)
+    if alert is None or not principal.sees(alert.case.centre_id, alert.case.routed_centre_id):
+        raise HTTPException(404, f"alert {alert_id} does not exist")
+    return alert
 
 
 @router.get("", response_model=Page[AlertOut])
 def list_alerts(
     session: DbSession,
+    principal: Reader,
     camera_id: str | None = None,
     kind: Annotated[str | None, Query(pattern="^(started|escalated|ended)$")] = None,
-    case_id: int | None = None,
+    case_id: OptionalId = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Page[AlertOut]:
     """Newest first."""
-    query = select(Alert)
+    query = select(Alert).join(Case, Alert.case_id == Case.id).where(scope_filter(principal))
     if camera_id:
         query = query.where(Alert.camera_id == camera_id)
     if kind:
@@ -48,11 +53,8 @@ def list_alerts(
 @router.get(
     "/{alert_id}", response_model=AlertDetail, responses={404: {"description": "No such alert"}}
 )
-def get_alert(alert_id: int, session: DbSession) -> AlertOut:
-    alert = session.get(Alert, alert_id)
-    if alert is None:
-        raise HTTPException(404, f"alert {alert_id} does not exist")
-    return alert_out(alert, AlertDetail)
+def get_alert(alert_id: DbId, session: DbSession, principal: Reader) -> AlertOut:
+    return alert_out(visible_alert(session, principal, alert_id), AlertDetail)
 
 
 @router.get(
@@ -60,7 +62,8 @@ def get_alert(alert_id: int, session: DbSession) -> AlertOut:
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "No snapshot"}},
 )
-def get_snapshot(alert_id: int, session: DbSession) -> Response:
+def get_snapshot(alert_id: DbId, session: DbSession, principal: Reader) -> Response:
+    visible_alert(session, principal, alert_id)
     snapshot = session.get(Snapshot, alert_id)
     if snapshot is None:
         raise HTTPException(404, f"alert {alert_id} has no snapshot")

@@ -11,16 +11,31 @@ import json
 from typing import Annotated, Any
 
 import redis
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from pydantic import AfterValidator, BaseModel
 
 from api.consumer import DEAD_LETTER_META
+from api.deps import CurrentUser, Principal
 
 router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
 
+_UINT64_MAX = 2**64 - 1
+
+
+def _stream_id(value: str) -> str:
+    """Redis stream ids are two unsigned 64-bit numbers; larger ones are a 422, not a 503."""
+    milliseconds, _, sequence = value.partition("-")
+    if int(milliseconds) > _UINT64_MAX or int(sequence) > _UINT64_MAX:
+        raise ValueError(f"{value!r} is not a Redis stream id: both parts must be < 2^64")
+    return value
+
+
 EntryId = Annotated[
     str,
-    Path(pattern=r"^\d+-\d+$", description="The dead-letter stream entry id, e.g. 1700000000000-0"),
+    Path(
+        pattern=r"^\d{1,20}-\d{1,20}$", description="The dead-letter entry id, e.g. 1700000000000-0"
+    ),
+    AfterValidator(_stream_id),
 ]
 
 
@@ -46,6 +61,21 @@ class DeadLetterPage(BaseModel):
 class Requeued(BaseModel):
     id: str
     requeued_as: str
+
+
+def _organisation_admin(principal: CurrentUser) -> Principal:
+    """Dead letters hold events of every centre: only an organisation-wide admin sees them."""
+    principal.require("deliveries.manage")
+    if principal.scope is not None:
+        raise HTTPException(
+            403,
+            "dead letters span the whole organisation: only an admin without a centre "
+            "(organisation-wide) may read or requeue them",
+        )
+    return principal
+
+
+DeliveryAdmin = Annotated[Principal, Depends(_organisation_admin)]
 
 
 def _client(request: Request) -> redis.Redis:
@@ -97,16 +127,22 @@ def _fetch(request: Request, entry_id: str) -> dict:
 
 @router.get("", response_model=DeadLetterPage)
 def list_dead_letters(
+    _admin: DeliveryAdmin,
     request: Request,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    before: Annotated[str | None, Query(pattern=r"^\d+-\d+$")] = None,
+    before: Annotated[
+        str | None, Query(pattern=r"^\d{1,20}-\d{1,20}$"), AfterValidator(_stream_id)
+    ] = None,
 ) -> DeadLetterPage:
     """Newest first; page with ``before`` (exclusive)."""
     stream = request.app.state.config.redis.dead_letter_stream
     client = _client(request)
     try:
         total = int(client.xlen(stream))
-        rows = client.xrevrange(stream, f"({before}" if before else "+", "-", count=limit)
+        if before is not None and before.replace("0", "") == "-":
+            rows = []  # nothing comes before the smallest possible id (0-0)
+        else:
+            rows = client.xrevrange(stream, f"({before}" if before else "+", "-", count=limit)
     except redis.RedisError as error:
         raise _unavailable(error) from None
     items = [_dead_letter(entry_id, fields) for entry_id, fields in rows]
@@ -120,7 +156,7 @@ def list_dead_letters(
 @router.get(
     "/{entry_id}", response_model=DeadLetter, responses={404: {"description": "No such entry"}}
 )
-def get_dead_letter(request: Request, entry_id: EntryId) -> DeadLetter:
+def get_dead_letter(_admin: DeliveryAdmin, request: Request, entry_id: EntryId) -> DeadLetter:
     return _dead_letter(entry_id, _fetch(request, entry_id))
 
 
@@ -129,7 +165,7 @@ def get_dead_letter(request: Request, entry_id: EntryId) -> DeadLetter:
     response_model=Requeued,
     responses={404: {"description": "No such entry"}, 409: {"description": "Nothing to requeue"}},
 )
-def requeue_dead_letter(request: Request, entry_id: EntryId) -> Requeued:
+def requeue_dead_letter(_admin: DeliveryAdmin, request: Request, entry_id: EntryId) -> Requeued:
     """Put the original entry back on the alert stream and remove it from the dead letters.
 
     Its idempotency key is unchanged, so an event that was recorded after all cannot make a
@@ -150,7 +186,7 @@ def requeue_dead_letter(request: Request, entry_id: EntryId) -> Requeued:
 
 
 @router.delete("/{entry_id}", status_code=204, responses={404: {"description": "No such entry"}})
-def discard_dead_letter(request: Request, entry_id: EntryId) -> Response:
+def discard_dead_letter(_admin: DeliveryAdmin, request: Request, entry_id: EntryId) -> Response:
     """Remove an entry for good (after its cause was understood)."""
     stream = request.app.state.config.redis.dead_letter_stream
     try:

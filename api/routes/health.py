@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
 
 import redis
 from fastapi import APIRouter, Request, Response
@@ -70,15 +68,3 @@ def health(request: Request, response: Response, session: DbSession) -> Health:
         consumer=consumer_health,
         version=_version(),
     )
-
-
-@router.get("/cameras/health", tags=["cameras"])
-def camera_health(request: Request) -> dict[str, Any]:
-    """Latest health each pipeline worker reported for its cameras."""
-    settings = request.app.state.config.redis
-    try:
-        raw = request.app.state.redis.hgetall(settings.health_key)
-    except redis.RedisError as error:
-        return {"cameras": {}, "error": f"Redis unavailable: {error}"}
-    cameras = {(k.decode() if isinstance(k, bytes) else k): json.loads(v) for k, v in raw.items()}
-    return {"cameras": cameras}
