@@ -13,8 +13,9 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from camera_adapters.ground_spec import GroundCalibration
 from camera_adapters.redact import redact_url
-from camera_adapters.zone_spec import Slug, ZoneSpec
+from camera_adapters.zone_spec import ClusterSpec, Slug, ZoneSpec
 
 SOURCE_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "file")
 
@@ -56,6 +57,14 @@ class CameraSpec(BaseModel):
         None, gt=0.0, le=30.0, description="Analyses per second; default from pipeline settings."
     )
     loop: bool = Field(False, description="Loop a file source (for demos and tests).")
+    calibration: GroundCalibration | None = Field(
+        None,
+        description="Four image points and their ground positions in metres: enables people "
+        "per m² per zone and clustering in metres (see docs/gathering.md).",
+    )
+    clusters: ClusterSpec | None = Field(
+        None, description="Zone-free gathering: tight groups anywhere in the view (off if unset)."
+    )
 
     @field_validator("source")
     @classmethod
@@ -82,6 +91,15 @@ class CameraSpec(BaseModel):
             if zone.id in seen:
                 raise ValueError(f"zone id '{zone.id}' is used twice in camera '{self.id}'")
             seen.add(zone.id)
+        return self
+
+    @model_validator(mode="after")
+    def _zones_on_the_ground(self) -> CameraSpec:
+        if self.calibration is not None:
+            for zone in self.zones:
+                problem = self.calibration.zone_problem(zone.polygon)
+                if problem:
+                    raise ValueError(f"zone '{zone.id}': {problem}")
         return self
 
     @property
