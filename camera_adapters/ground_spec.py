@@ -52,12 +52,13 @@ class GroundCalibration(BaseModel):
         ):
             if len(points) != 4:
                 raise ValueError(f"{name} needs exactly 4 points, got {len(points)}")
-        problem = polygon_problems(list(self.image_points))
-        if problem:
-            raise ValueError(f"image_points: {problem}")
-        problem = shape_problems(list(self.ground_points))
-        if problem:
-            raise ValueError(f"ground_points: {problem}")
+        for name, problem in (
+            ("image_points", polygon_problems(list(self.image_points))),
+            ("ground_points", shape_problems(list(self.ground_points))),
+        ):
+            if problem:
+                problem = problem.replace("the zone's outline", "the four marks")
+                raise ValueError(f"{name}: {problem}")
         if _collinear_triple(list(self.image_points), 1e-4):
             raise ValueError("image_points: three of the four points lie on one line")
         spread = np.ptp(np.asarray(self.ground_points), axis=0).max()

@@ -70,10 +70,6 @@ class CameraAnalyzer:
         clusters = self.spec.clusters
         self.groups = GroupTracker(clusters, self.ground, self.new_id) if clusters else None
 
-    @property
-    def monitors(self) -> dict[str, GatheringMonitor]:
-        return {rules.zone.id: rules.monitor for rules in self.zones}
-
     def analyse(self, frame: Frame, detections: Detections) -> list[PendingAlert]:
         height, width = frame.image.shape[:2]
         normalised = detections.normalised(width, height)

@@ -103,7 +103,7 @@ def test_people_across_tile_edges_are_found_once(full_frame: bool) -> None:
     assert (ious.max(axis=1) > 0.99).all()
 
 
-def test_tiles_of_all_frames_go_to_the_detector_as_one_batch() -> None:
+def test_tiles_of_all_frames_go_to_the_detector_in_batches() -> None:
     calls: list[int] = []
 
     class Counting(BlobDetector):
@@ -112,9 +112,9 @@ def test_tiles_of_all_frames_go_to_the_detector_as_one_batch() -> None:
             return super().detect(images)
 
     frame, _ = painted_people(np.random.default_rng(1), 5)
-    tiled = TiledDetector(Counting(), TilingSettings(frame_size=(1280, 960)))
+    tiled = TiledDetector(Counting(), TilingSettings(frame_size=(1280, 960), max_batch=16))
     assert len(tiled.detect([frame, frame, frame])) == 3
-    assert calls == [3 * (12 + 1)]
+    assert calls == [16, 16, 7]  # 3 frames × (12 tiles + the whole frame)
     assert tiled.name == "blobs+tiles4x3" and tiled.input_size == (1280, 960)
 
 
@@ -144,3 +144,16 @@ def test_tiling_keeps_each_person_of_the_bus_photo_once(detector, images) -> Non
     assert set(FULLY_VISIBLE) <= set(pairs.values())
     for label in FULLY_VISIBLE:  # nobody matched twice at IoU ≥ 0.3
         assert (box_iou(found.xyxy, BUS_PEOPLE[[label]])[:, 0] >= 0.3).sum() == 1
+
+
+def test_tiling_is_configured_under_model() -> None:
+    from models.tiling import with_tiling
+    from sharpeyes.config import ConfigError, parse_config
+
+    config = parse_config("model: {tiling: {frame_size: [1280, 960], overlap: 0.3}}\n")
+    assert config.model.tiling is not None and config.model.tiling.frame_size == (1280, 960)
+    wrapped = with_tiling(BlobDetector(), config.model.tiling)
+    assert isinstance(wrapped, TiledDetector) and wrapped.input_size == (1280, 960)
+    assert with_tiling(BlobDetector(), None).name == "blobs"
+    with pytest.raises(ConfigError, match=r"model\.tiling\.overlap"):
+        parse_config("model: {tiling: {frame_size: [1280, 960], overlap: 0.95}}\n")

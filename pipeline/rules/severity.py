@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from alerting.events import SEVERITY_ORDER, Severity
-from camera_adapters.zone_spec import GatheringThresholds, SeverityStep
+from alerting.events import Severity
+from camera_adapters.zone_spec import GatheringThresholds
 
 
 @dataclass(frozen=True)
@@ -42,14 +42,11 @@ class SeverityLadder:
     @classmethod
     def from_thresholds(cls, thresholds: GatheringThresholds) -> SeverityLadder:
         warning_people, critical_people = thresholds.level_people()
-
-        def step(severity: Severity, people: int, spec: SeverityStep) -> Step:
-            return Step(severity, people, spec.density_per_m2)
-
+        levels = thresholds.severity
         return cls(
             (
-                step(Severity.WARNING, warning_people, thresholds.severity.warning),
-                step(Severity.CRITICAL, critical_people, thresholds.severity.critical),
+                Step(Severity.WARNING, warning_people, levels.warning.density_per_m2),
+                Step(Severity.CRITICAL, critical_people, levels.critical.density_per_m2),
             )
         )
 
@@ -66,4 +63,4 @@ class SeverityLadder:
 
 
 def highest(*levels: Severity) -> Severity:
-    return max(levels, key=SEVERITY_ORDER.index)
+    return max(levels, key=lambda level: level.rank)

@@ -33,6 +33,14 @@ class Footage:
     kind: str  # "video" | "frames"
     files: dict[int, Path] | None = None  # frame number → image, for folders
 
+    @property
+    def label(self) -> str:
+        """A short name for reports: a folder of frames is named with its parent
+        (``mall/frames``), a video by its file name."""
+        if self.kind == "frames":
+            return f"{self.path.parent.name}/{self.path.name}"
+        return self.path.name
+
     def frames(self, numbers: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
         """(number, BGR image) for the wanted frame numbers, in order."""
         wanted = sorted(set(numbers))

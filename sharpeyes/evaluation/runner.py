@@ -90,9 +90,12 @@ def select_frames(
     footage: Footage, truth: GroundTruth, analysis_fps: float | None, limit: int | None
 ) -> list[int]:
     """The annotated frames of the footage, thinned to ``analysis_fps``."""
-    available = (
-        sorted(footage.files) if footage.files is not None else range(1, footage.frame_count + 1)
-    )
+    if footage.files is not None:
+        available: Iterable[int] = sorted(footage.files)
+    elif footage.frame_count:
+        available = range(1, footage.frame_count + 1)
+    else:  # a container that does not say how many frames it holds: trust the annotations
+        available = sorted(truth.counts)
     numbers = [n for n in available if truth.count(n) is not None]
     if analysis_fps and analysis_fps < footage.fps:
         # Keep the first annotated frame of every 1/analysis_fps period.
@@ -134,7 +137,7 @@ def true_episodes(
     return episodes_from(events, times[-1] if times else 0.0)
 
 
-def _fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def fit_to(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize as the camera sources do: to fit inside the detector's analysis size."""
     height, width = image.shape[:2]
     target = fit_size(width, height, size)
@@ -208,7 +211,7 @@ def run_eval(
             progress(len(results), len(numbers))
 
     for number, image in footage.frames(numbers):
-        batch.append((number, _fit(image, detector.input_size)))
+        batch.append((number, fit_to(image, detector.input_size)))
         if len(batch) >= options.batch:
             flush()
     if batch:
@@ -292,7 +295,7 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 def report_markdown(result: EvalResult, files: dict[str, Path]) -> str:
     c, e = result.counts, result.episodes
     lines = [
-        f"# Evaluation: {result.detector} on {result.footage.path.name}",
+        f"# Evaluation: {result.detector} on {result.footage.label}",
         "",
         f"- footage: `{result.footage.path}` ({result.footage.kind}, {result.footage.fps:g} fps), "
         f"{len(result.frames)} annotated frames evaluated",
@@ -333,7 +336,7 @@ def write_report(result: EvalResult, out_dir: Path, name: str) -> dict[str, Path
         result.predicted_episodes,
         title=(
             f"{result.detector} @ {result.input_size[0]}×{result.input_size[1]} on "
-            f"{result.footage.path.name}: MAE {result.counts.mae:.2f}, "
+            f"{result.footage.label}: MAE {result.counts.mae:.2f}, "
             f"RMSE {result.counts.rmse:.2f}"
         ),
         threshold=result.options.thresholds.min_people,
