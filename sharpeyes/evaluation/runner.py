@@ -243,7 +243,10 @@ def rule_summary(thresholds: GatheringThresholds) -> str:
         f"ends below {t.exit_bound} for {t.clear_after_s:g} s"
     )
     if t.sudden:
-        text += f"; sudden: +{t.sudden.rise_people} within {t.sudden.within_s:g} s"
+        text += (
+            f"; sudden: +{t.sudden.rise_people} within {t.sudden.within_s:g} s, "
+            f"held {t.sudden.hold_s:g} s"
+        )
     return text
 
 
