@@ -109,14 +109,6 @@ class GatheringMonitor:
             return Phase.ACTIVE
         return Phase.PENDING if self._dwell.since is not None else Phase.IDLE
 
-    @property
-    def episode_id(self) -> str | None:
-        return self._episode.id if self._episode else None
-
-    @property
-    def severity(self) -> Severity | None:
-        return self._episode.severity if self._episode else None
-
     def update(self, at: float, count: int, density: float | None = None) -> list[RuleEvent]:
         """Feed one analysed sample (capture time, people, people/m²); returns events raised."""
         t = self.thresholds
