@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test setup system-demo system-test lint format bench clean
+.PHONY: demo test setup system-demo system-test lint format bench bench-accuracy clean
 
 demo: system-demo $(STAMP)
 	$(BIN)/sharpeyes demo
@@ -35,6 +35,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Counting accuracy and gathering episodes on real footage (benchmarks/results/accuracy.md).
+bench-accuracy: $(STAMP)
+	$(BIN)/python -m benchmarks.accuracy
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

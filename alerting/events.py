@@ -23,9 +23,33 @@ class EventKind(StrEnum):
 
 
 class Severity(StrEnum):
+    """How serious a gathering is; rises with the count and the density (docs/gathering.md)."""
+
     NOTICE = "notice"
     WARNING = "warning"
     CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return SEVERITY_ORDER.index(self)
+
+
+SEVERITY_ORDER = (Severity.NOTICE, Severity.WARNING, Severity.CRITICAL)
+
+
+class Tier(StrEnum):
+    """The linkage-centre tier that should handle an alert (the API routes on this)."""
+
+    COMMUNITY = "community"  # community / village workstation (社区/村工作站)
+    STREET = "street"  # street / town sub-centre (街道/镇分中心)
+    DISTRICT = "district"  # district linkage centre (区联动中心)
+
+
+TIER_FOR_SEVERITY = {
+    Severity.NOTICE: Tier.COMMUNITY,
+    Severity.WARNING: Tier.STREET,
+    Severity.CRITICAL: Tier.DISTRICT,
+}
 
 
 class AlertLocation(BaseModel):
@@ -89,7 +113,23 @@ class AlertEvent(BaseModel):
     count: int = Field(ge=0, description="People counted in the zone at this event.")
     peak_count: int = Field(ge=0)
     threshold: int = Field(ge=0)
-    density_per_m2: float | None = None
+    density_per_m2: float | None = Field(
+        None, description="People per m² on the ground (calibrated cameras only)."
+    )
+    tier: Tier | None = Field(
+        None,
+        description="The tier that should handle it, from the severity: notice → community "
+        "workstation, warning → street sub-centre, critical → district centre.",
+    )
+    zone_area_m2: float | None = Field(None, description="Ground area of the zone or group.")
+    count_rise: int | None = Field(
+        None, description="For sudden gatherings: how many people more than the recent low."
+    )
+    rules: list[str] = Field(
+        default_factory=list,
+        description="Every rule that has confirmed this episode so far, e.g. sudden, sustained.",
+    )
+    reason: str | None = Field(None, description="Why this event was raised, for operators.")
     episode_started_at: datetime
     occurred_at: datetime = Field(description="Capture time of the frame that caused it.")
     ended_at: datetime | None = None

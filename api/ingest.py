@@ -21,20 +21,6 @@ from api.settings import TIERS, RoutingSettings
 from api.timeutil import utcnow
 
 SEVERITY_RANK = {"notice": 0, "warning": 1, "critical": 2}
-# Names the pipeline may use for a suggested tier (read defensively: the field is additive).
-_TIER_FIELDS = ("handling_tier", "suggested_tier", "tier")
-_TIER_ALIASES = {
-    "district": "district",
-    "district_centre": "district",
-    "street": "street",
-    "town": "street",
-    "sub_centre": "street",
-    "subcentre": "street",
-    "community": "community",
-    "village": "community",
-    "workstation": "community",
-    "grid": "community",
-}
 
 
 @dataclass(frozen=True)
@@ -51,14 +37,16 @@ def case_title(event: AlertEvent) -> str:
 
 
 def requested_tier(event: AlertEvent, routing: RoutingSettings) -> str:
-    """The tier the event asks for, else the one configured for its severity."""
-    for name in _TIER_FIELDS:
-        value = getattr(event, name, None)
-        value = getattr(value, "value", value)
-        if isinstance(value, str) and value.strip().lower().replace("-", "_") in _TIER_ALIASES:
-            return _TIER_ALIASES[value.strip().lower().replace("-", "_")]
-    severity = event.severity.value if hasattr(event.severity, "value") else str(event.severity)
-    return routing.tier_by_severity.get(severity, "street")
+    """The tier that handles the event: the linkage centre's routing policy for its severity.
+
+    The pipeline also states a tier on the event (``event.tier``, derived from the same
+    severity); the centre's policy is authoritative, the event's tier is only the fallback
+    for a severity the policy does not name.
+    """
+    severity = event.severity.value
+    if severity in routing.tier_by_severity:
+        return routing.tier_by_severity[severity]
+    return event.tier.value if event.tier is not None else "street"
 
 
 def ingest_event(

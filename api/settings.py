@@ -177,7 +177,7 @@ class EscalationSettings(BaseModel):
 
 
 class RoutingSettings(BaseModel):
-    """Which tier of centre handles a case of each severity (used when the event names none)."""
+    """Which tier of centre handles a case of each severity: the linkage centre's policy."""
 
     model_config = ConfigDict(extra="forbid")
 

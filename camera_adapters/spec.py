@@ -22,8 +22,9 @@ from pydantic import (
     model_validator,
 )
 
+from camera_adapters.ground_spec import GroundCalibration
 from camera_adapters.redact import redact_url, secret_forms
-from camera_adapters.zone_spec import Slug, ZoneSpec
+from camera_adapters.zone_spec import ClusterSpec, Slug, ZoneSpec
 
 SOURCE_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "file")
 
@@ -67,6 +68,14 @@ class CameraSpec(BaseModel):
         None, gt=0.0, le=30.0, description="Analyses per second; default from pipeline settings."
     )
     loop: bool = Field(False, description="Loop a file source (for demos and tests).")
+    calibration: GroundCalibration | None = Field(
+        None,
+        description="Four image points and their ground positions in metres: enables people "
+        "per m² per zone and clustering in metres (see docs/gathering.md).",
+    )
+    clusters: ClusterSpec | None = Field(
+        None, description="Zone-free gathering: tight groups anywhere in the view (off if unset)."
+    )
 
     @field_serializer("password")
     def _dump_password(self, password: SecretStr | None, info: SerializationInfo) -> object:
@@ -103,6 +112,15 @@ class CameraSpec(BaseModel):
             if zone.id in seen:
                 raise ValueError(f"zone id '{zone.id}' is used twice in camera '{self.id}'")
             seen.add(zone.id)
+        return self
+
+    @model_validator(mode="after")
+    def _zones_on_the_ground(self) -> CameraSpec:
+        if self.calibration is not None:
+            for zone in self.zones:
+                problem = self.calibration.zone_problem(zone.polygon)
+                if problem:
+                    raise ValueError(f"zone '{zone.id}': {problem}")
         return self
 
     @property

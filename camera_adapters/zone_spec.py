@@ -1,14 +1,16 @@
-"""Zones drawn on a camera's image and the gathering thresholds that apply to each.
+"""Zones drawn on a camera's image and the gathering rules that apply to them.
 
 Validated here, in the lowest package, so that a bad zone is refused when a camera is added
-(through the config file or the API), not discovered later as a rule that never fires.
+(through the config file or the API), not discovered later as a rule that never fires. The
+rules themselves run in ``pipeline/``; docs/gathering.md explains every field with examples.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import math
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
@@ -20,13 +22,93 @@ Slug = Annotated[
     ),
 ]
 Point = tuple[float, float]
+SeverityName = Literal["notice", "warning", "critical"]
+
+# Pedestrian level-of-service bands for standing (queuing) crowds, after Fruin (1971):
+# LOS D starts at 0.7 m² per person (≈1.43 people/m²: no movement without disturbing
+# others), LOS E at 0.3 m² (≈3.33 people/m²: body contact unavoidable). See docs/gathering.md.
+FRUIN_LOS_D_PER_M2 = 1.43
+FRUIN_LOS_E_PER_M2 = 3.33
+
+
+class SeverityStep(BaseModel):
+    """What lifts an episode to one severity level: a people count, a density, or either."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    people: int | None = Field(
+        None,
+        ge=1,
+        description="People in the zone that reach this level (default: a multiple of "
+        "min_people, see SeverityLevels).",
+    )
+    density_per_m2: float | None = Field(
+        None,
+        gt=0.0,
+        le=10.0,
+        description="People per m² on the ground that reach this level; needs the camera's "
+        "`calibration` (ignored without it).",
+    )
+
+
+class SeverityLevels(BaseModel):
+    """When an open episode escalates from ``notice`` to ``warning`` and ``critical``.
+
+    Every episode starts at least at ``notice``. Defaults: warning at twice ``min_people`` or
+    1.43 people/m² (Fruin LOS D), critical at five times ``min_people`` or 3.33 people/m²
+    (Fruin LOS E) — whichever is reached first.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    warning: SeverityStep = Field(
+        default_factory=lambda: SeverityStep(density_per_m2=FRUIN_LOS_D_PER_M2)
+    )
+    critical: SeverityStep = Field(
+        default_factory=lambda: SeverityStep(density_per_m2=FRUIN_LOS_E_PER_M2)
+    )
+
+
+WARNING_PEOPLE_FACTOR = 2
+CRITICAL_PEOPLE_FACTOR = 5
+
+
+class SuddenRise(BaseModel):
+    """A fast rise in the count: ``rise_people`` more within ``within_s``, raised at once.
+
+    Judged on a running median of the last five counts, so one or two frames of missed
+    detections neither fake a rise nor hide one, and the risen count must hold for
+    ``hold_s`` (a stream of people walking through is not a gathering).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    rise_people: int = Field(ge=1, description="How many more people than the recent low.")
+    within_s: float = Field(20.0, gt=0.0, le=600.0, description="Over how many seconds.")
+    hold_s: float = Field(
+        5.0, ge=0.0, le=120.0, description="How long the risen count must hold before the alert."
+    )
+    severity: SeverityName = Field(
+        "warning", description="Lowest severity of a sudden gathering (it may be higher)."
+    )
+    cooldown_s: float = Field(
+        60.0,
+        ge=0.0,
+        le=3600.0,
+        description="After an episode in this zone ends, a rise opens a new one only after this "
+        "long (people coming back after a dispersal or an occlusion are not sudden); the "
+        "sustained rule is not affected.",
+    )
 
 
 class GatheringThresholds(BaseModel):
-    """When a zone counts as gathered: at least ``min_people`` for ``min_duration_s``.
+    """When a zone counts as gathered, when that ends, and how severe it is.
 
-    ``clear_after_s`` is the exit hysteresis: a gathering ends only after the count has stayed
-    below the threshold that long, so a count hovering at the limit cannot flap.
+    A gathering starts when the zone holds ``min_people`` (or ``min_density_per_m2``) in at
+    least ``min_fraction`` of the samples over ``min_duration_s``, or at once on a ``sudden``
+    rise. It ends only after the count has stayed below ``exit_people`` for
+    ``clear_after_s``: the lower exit bound and the hold stop a count that hovers at the
+    limit from flapping.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -35,9 +117,6 @@ class GatheringThresholds(BaseModel):
     min_duration_s: float = Field(
         30.0, ge=0.0, le=3600.0, description="How long the zone must hold them (dwell)."
     )
-    clear_after_s: float = Field(
-        15.0, ge=0.0, le=3600.0, description="How long below the threshold before it ends."
-    )
     min_fraction: float = Field(
         0.8,
         gt=0.0,
@@ -45,6 +124,75 @@ class GatheringThresholds(BaseModel):
         description="Share of samples in the dwell window that must meet the count; "
         "tolerates missed detections.",
     )
+    exit_people: int | None = Field(
+        None,
+        ge=1,
+        description="The gathering ends when the count stays below this (default: 80 % of "
+        "min_people, at least 1).",
+    )
+    clear_after_s: float = Field(
+        30.0,
+        ge=0.0,
+        le=3600.0,
+        description="How long the count must stay below exit_people before the episode ends "
+        "(the cooldown).",
+    )
+    min_density_per_m2: float | None = Field(
+        None,
+        gt=0.0,
+        le=10.0,
+        description="Also gathered at this many people per m² (calibrated cameras only).",
+    )
+    escalate_after_s: float = Field(
+        5.0,
+        ge=0.0,
+        le=600.0,
+        description="How long a higher severity level must hold before the episode escalates.",
+    )
+    sudden: SuddenRise | None = Field(
+        None, description="Alert on a fast rise of the count, before the dwell passes (off)."
+    )
+    severity: SeverityLevels = Field(default_factory=SeverityLevels)
+
+    @property
+    def exit_bound(self) -> int:
+        """The count below which the gathering is over (exit hysteresis)."""
+        if self.exit_people is not None:
+            return self.exit_people
+        return max(1, math.floor(0.8 * self.min_people))
+
+    @property
+    def exit_density(self) -> float | None:
+        return None if self.min_density_per_m2 is None else 0.8 * self.min_density_per_m2
+
+    def level_people(self) -> tuple[int, int]:
+        """People for (warning, critical), with the defaults filled in."""
+        warning = self.severity.warning.people or WARNING_PEOPLE_FACTOR * self.min_people
+        critical = self.severity.critical.people or CRITICAL_PEOPLE_FACTOR * self.min_people
+        return warning, critical
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GatheringThresholds:
+        if self.exit_people is not None and self.exit_people > self.min_people:
+            raise ValueError(
+                f"exit_people ({self.exit_people}) must not exceed min_people "
+                f"({self.min_people}): the gathering ends below the lower bound"
+            )
+        warning, critical = self.level_people()
+        if warning <= self.min_people:
+            raise ValueError(
+                f"severity.warning.people ({warning}) must be above min_people ({self.min_people})"
+            )
+        if critical <= warning:
+            raise ValueError(
+                f"severity.critical.people ({critical}) must be above the warning level ({warning})"
+            )
+        low, high = self.severity.warning.density_per_m2, self.severity.critical.density_per_m2
+        if low is not None and high is not None and high <= low:
+            raise ValueError(
+                f"severity.critical.density_per_m2 ({high}) must be above the warning level ({low})"
+            )
+        return self
 
 
 def polygon_problems(points: list[Point]) -> str | None:
@@ -57,6 +205,11 @@ def polygon_problems(points: list[Point]) -> str | None:
                 f"point {i} ({x}, {y}) is outside the image: zone coordinates are fractions "
                 "of the image width and height, between 0 and 1"
             )
+    return shape_problems(points)
+
+
+def shape_problems(points: list[Point]) -> str | None:
+    """Self-intersection or zero area of a closed polygon, in any coordinate system."""
     n = len(points)
     for i in range(n):
         a1, a2 = points[i], points[(i + 1) % n]
@@ -69,12 +222,13 @@ def polygon_problems(points: list[Point]) -> str | None:
                     f"the polygon's edges {i}-{(i + 1) % n} and {j}-{(j + 1) % n} cross each "
                     "other: list the points in order around the zone's outline"
                 )
-    if abs(_signed_area(points)) < 1e-6:
+    if abs(signed_area(points)) < 1e-6:
         return "the polygon has no area (its points are on one line)"
     return None
 
 
-def _signed_area(points: list[Point]) -> float:
+def signed_area(points: list[Point]) -> float:
+    """Shoelace area, positive for counter-clockwise points in a y-up frame."""
     return 0.5 * sum(
         x1 * y2 - x2 * y1
         for (x1, y1), (x2, y2) in zip(points, points[1:] + points[:1], strict=True)
@@ -124,3 +278,44 @@ class ZoneSpec(BaseModel):
         if problem:
             raise ValueError(problem)
         return points
+
+
+def _cluster_defaults() -> GatheringThresholds:
+    return GatheringThresholds(min_people=10)
+
+
+class ClusterSpec(BaseModel):
+    """Zone-free gathering: a tight group of people anywhere in the view.
+
+    People are grouped by density-based clustering (DBSCAN) of where they stand: on the
+    ground in metres when the camera is calibrated, otherwise by image distance measured in
+    body heights (a person's box height stands in for the local scale of the image). Each
+    group is followed over time and runs the same episode rules as a zone.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    radius_m: float = Field(
+        2.0,
+        gt=0.0,
+        le=20.0,
+        description="Neighbours stand at most this far apart on the ground (calibrated).",
+    )
+    radius_heights: float = Field(
+        1.2,
+        gt=0.0,
+        le=10.0,
+        description="Without calibration: at most this many box heights apart in the image.",
+    )
+    min_neighbours: int = Field(
+        4,
+        ge=1,
+        le=50,
+        description="A person is in a group's core with this many people (incl. themself) "
+        "within the radius: people walking in single file (two neighbours each) do not "
+        "chain into a group at the default.",
+    )
+    gathering: GatheringThresholds = Field(
+        default_factory=_cluster_defaults,
+        description="The episode rules of each group (min_people defaults to 10 here).",
+    )

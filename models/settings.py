@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from models.registry import CARDS, DEFAULT_MODEL
+from models.tiling import TilingSettings
 
 Provider = Literal["tensorrt", "cuda", "cpu"]
 
@@ -38,6 +39,9 @@ class DetectorSettings(BaseModel):
     )
     intra_op_threads: int | None = Field(
         None, ge=1, description="Threads per inference call (default: ONNX Runtime's choice)."
+    )
+    tiling: TilingSettings | None = Field(
+        None, description="Tiled inference on large frames for far, small people (off if unset)."
     )
 
     @field_validator("input_size")

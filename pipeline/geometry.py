@@ -1,10 +1,13 @@
-"""Zone geometry on normalised image coordinates."""
+"""Plane geometry for zones and groups: point in polygon, areas, hulls."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
+
+from camera_adapters.zone_spec import signed_area
 
 
 def points_in_polygon(points: np.ndarray, polygon: Sequence[tuple[float, float]]) -> np.ndarray:
@@ -25,3 +28,32 @@ def points_in_polygon(points: np.ndarray, polygon: Sequence[tuple[float, float]]
         x_cross = x1 + (py - y1) * (x2 - x1) / (y2 - y1)
     crossings = straddles & (px < x_cross)
     return (crossings.sum(axis=1) % 2) == 1
+
+
+def polygon_area(polygon: Sequence[tuple[float, float]] | np.ndarray) -> float:
+    """Area enclosed by a simple polygon (shoelace), in the units² of its coordinates."""
+    return abs(signed_area([(float(x), float(y)) for x, y in polygon]))
+
+
+def convex_hull(points: np.ndarray) -> np.ndarray:
+    """The convex hull of 2-D points as [k, 2], counter-clockwise; fewer than 3 points as is."""
+    if len(points) < 3:
+        return np.asarray(points, np.float64).reshape(-1, 2)
+    hull = cv2.convexHull(np.asarray(points, np.float32).reshape(-1, 1, 2))
+    return hull.reshape(-1, 2).astype(np.float64)
+
+
+def buffered_area(points: np.ndarray, radius: float) -> float:
+    """Area of the convex hull of ``points`` grown by ``radius`` on every side.
+
+    For a convex polygon with area A and perimeter P the grown shape has area
+    A + P·r + π·r² (Steiner's formula): the ground a group of people occupies when each
+    person is given a disc of radius r around the point where they stand.
+    """
+    hull = convex_hull(points)
+    if len(hull) == 0:
+        return 0.0
+    closed = np.vstack([hull, hull[:1]])
+    perimeter = float(np.linalg.norm(np.diff(closed, axis=0), axis=1).sum())
+    area = polygon_area(hull) if len(hull) >= 3 else 0.0
+    return area + perimeter * radius + np.pi * radius**2

@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from sharpeyes.commands import cameras, config, models, services, users
+from sharpeyes.commands.eval import evaluate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,6 +26,7 @@ main.add_command(models.models)
 main.add_command(cameras.cameras)
 main.add_command(users.users)
 main.add_command(users.org)
+main.add_command(evaluate)
 
 
 if __name__ == "__main__":

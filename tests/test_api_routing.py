@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from alerting.events import AlertLocation, EventKind, Severity
+from alerting.events import AlertLocation, EventKind, Severity, Tier
 from api.db import make_engine, session_factory, upgrade
 from api.ingest import ingest_event, requested_tier
 from api.orm import Case, Centre
@@ -59,20 +59,14 @@ def test_severity_picks_the_tier(sessions) -> None:  # type: ignore[no-untyped-d
         assert centre_code(sessions, result.case_id) == code, severity
 
 
-def test_event_tier_wins_and_is_read_defensively() -> None:
-    routing = RoutingSettings()
-
-    class WithTier:  # what a newer pipeline's event may carry
-        severity = Severity.NOTICE
-        handling_tier = "district"
-
-    class Garbage:
-        severity = Severity.NOTICE
-        handling_tier = 42
-
-    assert requested_tier(WithTier(), routing) == "district"  # type: ignore[arg-type]
-    assert requested_tier(Garbage(), routing) == "community"  # type: ignore[arg-type]
-    assert requested_tier(make_event(severity=Severity.CRITICAL), routing) == "district"
+def test_the_centres_policy_decides_the_tier() -> None:
+    policy = RoutingSettings()
+    suggested = make_event(severity=Severity.NOTICE, tier=Tier.DISTRICT)
+    assert requested_tier(suggested, policy) == "community", "the policy is authoritative"
+    assert requested_tier(make_event(severity=Severity.CRITICAL), policy) == "district"
+    partial = RoutingSettings(tier_by_severity={"warning": "district"})
+    assert requested_tier(suggested, partial) == "district", "else the event's suggestion"
+    assert requested_tier(make_event(severity=Severity.NOTICE), partial) == "street"
 
 
 def test_unknown_places_and_rising_severity(sessions) -> None:  # type: ignore[no-untyped-def]

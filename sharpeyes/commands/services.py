@@ -19,13 +19,14 @@ def run(config_path: Path) -> None:
     from alerting.publisher import AlertPublisher
     from models.datafiles import DataFileError
     from models.onnx_detector import load_detector
+    from models.tiling import with_tiling
     from pipeline.service import PipelineService
 
     config = loaded.config.pipeline_config()
     if not config.cameras:
         fail(f"{config_path}: no cameras configured (add them under `cameras:`)", EXIT_BAD_INPUT)
     try:
-        detector = load_detector(config.model)
+        detector = with_tiling(load_detector(config.model), config.model.tiling)
     except DataFileError as error:
         fail(str(error))
     publisher = AlertPublisher.from_settings(config.redis)
