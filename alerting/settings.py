@@ -102,6 +102,12 @@ class RedisSettings(BaseModel):
     health_key: str = Field(
         "sharpeyes:camera-health", min_length=1, description="Hash of camera health reports."
     )
+    thumbnail_ttl_s: int = Field(
+        120,
+        ge=10,
+        description="How long a camera's latest thumbnail (for drawing zones in the console) "
+        "stays in Redis after its worker last refreshed it.",
+    )
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
 
     @field_validator("url")
@@ -115,6 +121,12 @@ class RedisSettings(BaseModel):
 
     def snapshot_key(self, event_id: str) -> str:
         return f"{self.stream}:snapshot:{event_id}"
+
+    def thumbnail_key(self, camera_id: str) -> str:
+        """The latest JPEG of a camera, refreshed by its pipeline worker with the health
+        report, so the console can draw zones on the current view without the API decoding
+        video."""
+        return f"{self.health_key}:thumbnail:{camera_id}"
 
     def dedup_key(self, idempotency_key: str) -> str:
         """Shares the stream's hash tag, if it has one, so both live in one Cluster slot."""
