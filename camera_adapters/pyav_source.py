@@ -82,6 +82,7 @@ class PyAVSource:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._sequence = 0
+        self._analysis_fps = self.options.analysis_fps
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -107,6 +108,13 @@ class PyAVSource:
 
     def mark_analysed(self) -> None:
         self.health.add("frames_analysed")
+
+    def set_analysis_fps(self, fps: float) -> None:
+        """Hand on frames at another rate (the scheduler lowers it under overload); the decode
+        thread reads it per frame, a float assignment needs no lock."""
+        if fps <= 0:
+            raise ValueError(f"analysis_fps must be positive, got {fps}")
+        self._analysis_fps = fps
 
     # -- decode loop -------------------------------------------------------------------
     def _run(self) -> None:
@@ -199,7 +207,6 @@ class PyAVSource:
                 },
             )
             keyframe_times: deque[float] = deque(maxlen=8)
-            interval = 1.0 / self.options.analysis_fps
             last_out = 0.0
             pace_origin: tuple[float, float] | None = None
             for packet in container.demux(stream):
@@ -225,7 +232,7 @@ class PyAVSource:
                         now = self._clock()
                     self.health.update(last_frame_at=now)
                     self.health.add("frames_in")
-                    if now - last_out < interval * 0.9:
+                    if now - last_out < 0.9 / self._analysis_fps:
                         continue  # decoded for continuity, not analysed: no conversion
                     last_out = now
                     self._deliver(picture, now)
@@ -244,7 +251,7 @@ class PyAVSource:
         if not gaps:
             return True
         keyframe_interval = sorted(gaps)[len(gaps) // 2]
-        if keyframe_interval <= 1.0 / self.options.analysis_fps * 1.05:
+        if keyframe_interval <= 1.0 / self._analysis_fps * 1.05:
             return True
         stream.codec_context.skip_frame = "DEFAULT"
         self.health.update(decode_mode="all")
