@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test setup system-demo system-test lint format bench clean
+.PHONY: demo test setup system-demo system-test lint format bench bench-quick export-check clean
 
 demo: system-demo $(STAMP)
 	$(BIN)/sharpeyes demo
@@ -36,5 +36,18 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The optional export path (ultralytics + CPU torch), kept out of .venv and `make test`.
+# On a machine without a local CPU torch wheel, point pip at PyTorch's CPU wheel index via
+# TORCH_PIP_ARGS (a plain `pip install torch` pulls ~3 GB of CUDA libraries).
+EXPORT_VENV    ?= .venv-export
+TORCH_PIP_ARGS ?=
+export-check: system-test
+	$(PYTHON) -m venv $(EXPORT_VENV)
+	$(EXPORT_VENV)/bin/python -m pip install --quiet $(TORCH_PIP_ARGS) 'torch==2.13.0'
+	$(EXPORT_VENV)/bin/python -m pip install --quiet --no-deps ultralytics ultralytics-thop torchvision
+	$(EXPORT_VENV)/bin/python -m pip install --quiet matplotlib pillow scipy requests polars onnx onnxslim
+	$(EXPORT_VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	YOLO_OFFLINE=1 $(EXPORT_VENV)/bin/pytest -p no:cacheprovider tests/test_models_export.py tests/test_models_cli.py
+
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(EXPORT_VENV) var .pytest_cache .ruff_cache
