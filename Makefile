@@ -36,6 +36,18 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The throughput benchmark (docs/benchmarks.md): K cameras over the local RTSP server,
+# SharpEyes vs the OpenCV baseline vs the floor. BENCH_ARGS passes options, e.g.
+#   make bench BENCH_ARGS="--ks 4,8,16 --rates 1"
+BENCH_ARGS ?=
+bench: system-demo $(STAMP)
+	$(BIN)/sharpeyes bench $(BENCH_ARGS)
+
+# A two-minute smoke run of the same benchmark into var/bench-quick.
+bench-quick: system-demo $(STAMP)
+	$(BIN)/sharpeyes bench --ks 2,4 --rates 1,0.2 --duration 10 --warmup 5 \
+		--clip-seconds 20 --out var/bench-quick $(BENCH_ARGS)
+
 # The optional export path (ultralytics + CPU torch), kept out of .venv and `make test`.
 # On a machine without a local CPU torch wheel, point pip at PyTorch's CPU wheel index via
 # TORCH_PIP_ARGS (a plain `pip install torch` pulls ~3 GB of CUDA libraries).

@@ -125,12 +125,14 @@ class Scheduler:
         self._tickets += 1
         slot.ticket = self._tickets
         slot.last_captured_at = frame.captured_at
-        if math.isinf(slot.target):
+        if math.isinf(slot.target) or frame.captured_at >= slot.target + slot.interval:
+            # The first frame, or one more than an interval late (a stall, a sparse keyframe):
+            # start the grid again from it, so a late camera does not earn a burst.
             slot.target = frame.captured_at + slot.interval
         else:
-            # Advance by one interval from the target (exact long-run rate), but never from
-            # further back than this frame: a camera that stalled does not earn a burst.
-            slot.target = max(slot.target, frame.captured_at) + slot.interval
+            # Advance by exactly one interval: frames taken a little early or late around
+            # the grid average out to the configured rate.
+            slot.target += slot.interval
 
     def complete(self, camera_id: str) -> None:
         """The camera's frame has been analysed; it may be dispatched again when due."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from sharpeyes.commands import config, models, services
+from sharpeyes.commands import bench, config, models, services
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,6 +22,7 @@ main.add_command(services.api)
 main.add_command(services.demo)
 main.add_command(config.config)
 main.add_command(models.models)
+main.add_command(bench.bench)
 
 
 if __name__ == "__main__":
