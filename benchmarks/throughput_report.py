@@ -34,7 +34,7 @@ def write_markdown(doc: dict[str, Any], path: Path, plot_name: str) -> None:
         f"GOP {config['gop']} (a keyframe every {config['gop'] / config['fps']:g} s), served by "
         "the local GStreamer RTSP server. Each step runs in its own process: "
         f"{config['warmup_s']:g} s warm-up, then a measurement window of at least "
-        f"{config['duration_s']:g} s (six analyses per camera at low rates). A step passes when "
+        f"{config['duration_s']:g} s (eight analyses per camera at low rates). A step passes when "
         f"cameras are analysed at ≥ {config['rate_tolerance']:.0%} of the target rate on "
         f"average (none below 70 %), the p99 capture-to-result latency is ≤ "
         f"{config['latency_target_s']:g} s and no reader falls more than that behind the live "
@@ -111,12 +111,14 @@ def write_markdown(doc: dict[str, Any], path: Path, plot_name: str) -> None:
                 f" (decode {','.join(extra.get('decode_modes', []))}, mean batch "
                 f"{extra.get('mean_batch', 0):.1f}, rate scale {extra.get('rate_scale', 1):.2f})"
             )
+        problems = extra.get("errors") or []
+        errors = f"; {len(problems)} stream errors, e.g. {problems[0]}" if problems else ""
         lines.append(
             f"| {s['rate']:g} | {s['variant']} | {s['k']} | {s['rate_mean']:.3f} / "
             f"{s['rate_min']:.3f} | {_f(s['latency_p50_s'], 2)} | {_f(s['latency_p99_s'], 2)} | "
             f"{s['max_lag_s']:.2f} s | {s['cpu_per_stream']:.4f} | {share:.0%} | "
             f"{s['rss_peak_mb']:.0f} MB | {s['services_cpu_per_s']:.2f} | "
-            f"{'pass' if s['passed'] else 'FAIL: ' + s['why']}{detail} |"
+            f"{'pass' if s['passed'] else 'FAIL: ' + s['why']}{detail}{errors} |"
         )
     lines += ["", f"Raw data: `{path.with_suffix('.json').name}`.", ""]
     path.write_text("\n".join(lines))

@@ -43,6 +43,8 @@ class Recorder:
     latencies: list[float] = field(default_factory=list)
     lag_origin: dict[str, tuple[float, float]] = field(default_factory=dict)
     max_lag: dict[str, float] = field(default_factory=dict)
+    first: dict[str, float] = field(default_factory=dict)
+    last: dict[str, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -59,6 +61,8 @@ class Recorder:
             return
         with self.lock:
             self.counts[camera] += 1
+            self.first.setdefault(camera, captured_at)
+            self.last[camera] = captured_at
             self.latencies.append(latency)
             if media_time is None:
                 return
@@ -85,6 +89,7 @@ def _window(config: dict[str, Any], recorder: Recorder, stop: threading.Event) -
             "cpu_s": cpu1 - cpu0,
             "rss_peak_mb": rss.peak / 2**20,
             "analyses": dict(recorder.counts),
+            "spans": {c: recorder.last[c] - recorder.first[c] for c in recorder.first},
             "latencies": list(recorder.latencies),
             "max_lag_s": max(recorder.max_lag.values(), default=0.0),
         }
@@ -257,7 +262,9 @@ WORKERS = {"baseline": run_baseline, "sharpeyes": run_sharpeyes, "floor": run_fl
 
 
 def main(argv: list[str]) -> int:
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    from sharpeyes import logs
+
+    logs.configure("WARNING")
     config = json.loads(argv[0])
     result = WORKERS[config["variant"]](config)
     print(json.dumps(result), flush=True)
