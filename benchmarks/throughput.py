@@ -196,6 +196,11 @@ class Runner:
             extra={k_: v for k_, v in raw.items() if k_ not in ("analyses", "spans")},
         )
         self.steps.append(step)
+        with self.logs.open("a") as log:
+            log.write(
+                f"--- {rate:g}/s {variant} K={k}: {step.why}; rate {step.rate_mean:.3f}/s, "
+                f"p99 {step.latency_p99_s}, {step.cpu_per_stream:.4f} CPU-s per stream-s\n"
+            )
         if self.progress is not None and self._overall is not None:
             self.progress.advance(self._overall)
         return step
