@@ -109,7 +109,7 @@ class PyAVSource:
     def mark_analysed(self) -> None:
         self.health.add("frames_analysed")
 
-    def set_analysis_fps(self, fps: float) -> None:
+    def set_analysis_rate(self, fps: float) -> None:
         """Hand on frames at another rate (the scheduler lowers it under overload); the decode
         thread reads it per frame, a float assignment needs no lock."""
         if fps <= 0:
@@ -208,6 +208,7 @@ class PyAVSource:
             )
             keyframe_times: deque[float] = deque(maxlen=8)
             last_out = 0.0
+            last_out_media = float("-inf")
             pace_origin: tuple[float, float] | None = None
             for packet in container.demux(stream):
                 if self._stop.is_set():
@@ -218,6 +219,11 @@ class PyAVSource:
                     keyframe_times.append(float(packet.pts * packet.time_base))
                     if keyframes_only and self.options.decode == "auto":
                         keyframes_only = self._keep_keyframe_mode(stream, keyframe_times)
+                    if keyframes_only:
+                        # A keyframe that would not be handed on is not decoded either: the
+                        # decoder's own skip (ALL), judged on stream time so files work too.
+                        wanted = keyframe_times[-1] - last_out_media >= 0.5 / self._analysis_fps
+                        stream.codec_context.skip_frame = "NONKEY" if wanted else "ALL"
                 try:
                     decoded = packet.decode()
                 except av.FFmpegError:
@@ -232,9 +238,14 @@ class PyAVSource:
                         now = self._clock()
                     self.health.update(last_frame_at=now)
                     self.health.add("frames_in")
-                    if now - last_out < 0.9 / self._analysis_fps:
+                    # Keyframes are sparse: hand on any that comes at least half an interval
+                    # after the last, so the consumer can keep its average rate from them.
+                    pacing = 0.5 if keyframes_only else 0.9
+                    if now - last_out < pacing / self._analysis_fps:
                         continue  # decoded for continuity, not analysed: no conversion
                     last_out = now
+                    if picture.time is not None:
+                        last_out_media = picture.time
                     self._deliver(picture, now)
                     delivered = True
             if self.spec.is_file and not self._stop.is_set():

@@ -42,6 +42,7 @@ class OnnxDetector:
         providers: Sequence[str] = ("cpu",),
         intra_op_threads: int | None = None,
         inter_op_threads: int | None = None,
+        allow_spinning: bool = False,
         precision: str = "fp32",
         device_id: int = 0,
         trt_cache_dir: Path | None = None,
@@ -57,6 +58,9 @@ class OnnxDetector:
             options.intra_op_num_threads = intra_op_threads
         if inter_op_threads:
             options.inter_op_num_threads = inter_op_threads
+        spin = "1" if allow_spinning else "0"
+        options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+        options.add_session_config_entry("session.inter_op.allow_spinning", spin)
         available = ort.get_available_providers()
         profile = None
         if "tensorrt" in providers and "TensorrtExecutionProvider" in available:
@@ -198,6 +202,7 @@ def load_detector(settings: DetectorSettings, data: DataFiles | None = None) -> 
         providers=settings.providers,
         intra_op_threads=settings.intra_op_threads,
         inter_op_threads=settings.inter_op_threads,
+        allow_spinning=settings.allow_spinning,
         precision=settings.precision,
         device_id=settings.device_id,
         trt_cache_dir=settings.trt_cache_dir,

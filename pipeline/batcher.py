@@ -65,7 +65,8 @@ class Batcher:
         clock: Callable[[], float] = time.time,
         metrics: PipelineMetrics | None = None,
         controller: RateController | None = None,
-        poll_s: float = 0.005,
+        poll_s: float = 0.01,
+        idle_s: float = 0.1,
     ) -> None:
         self.scheduler = scheduler
         self.detector = detector
@@ -74,7 +75,8 @@ class Batcher:
         self.clock = clock
         self.metrics = metrics
         self.controller = controller
-        self.poll_s = poll_s
+        self.poll_s = poll_s  # while due cameras wait for their next frame
+        self.idle_s = idle_s  # longest sleep when no camera is due
         # One worker forms a batch at a time, so concurrent workers do not split batches.
         self._collecting = threading.Lock()
 
@@ -92,12 +94,23 @@ class Batcher:
                     break
                 if stop is None or stop.is_set():
                     break
-                stop.wait(self.poll_s)
+                stop.wait(self._pause(now, items))
         if not items:
             return None
         if self.metrics is not None:
             self.metrics.cameras_waiting.set(self.scheduler.waiting)
         return Batch(items, self.clock())
+
+    def _pause(self, now: float, items: list[Dispatched]) -> float:
+        """How long to wait before looking again: until the batch's deadline, or until the
+        next camera can be due (up to ``idle_s``), polling while due cameras await frames."""
+        if items:
+            deadline = min(i.frame.captured_at for i in items) + self.max_wait_s
+            return max(0.0, min(self.poll_s, deadline - now))
+        next_due = self.scheduler.next_due()
+        if next_due > now:
+            return min(self.idle_s, next_due - now)
+        return self.poll_s
 
     def run(self, batch: Batch) -> list[AnalysisResult]:
         """Detect on the batch.

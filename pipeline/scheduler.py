@@ -119,6 +119,11 @@ class Scheduler:
             self.waiting = ready - len(taken)
         return taken
 
+    def next_due(self) -> float:
+        """The earliest capture time any idle camera could next be due at (inf if none)."""
+        with self._lock:
+            return min((s.earliest for s in self.slots if not s.in_flight), default=math.inf)
+
     def _dispatch(self, slot: CameraSlot, frame: Frame) -> None:
         slot.in_flight = True
         slot.served += 1

@@ -213,7 +213,7 @@ class PipelineService:
         direction = "down" if change.new_scale < change.old_scale else "up"
         self.metrics.rate_adjustments.labels(direction).inc()
         for camera in self.cameras:
-            set_rate = getattr(camera.source, "set_analysis_fps", None)
+            set_rate = getattr(camera.source, "set_analysis_rate", None)
             if set_rate is not None:
                 set_rate(camera.slot.fps)
 

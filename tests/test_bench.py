@@ -72,3 +72,19 @@ def test_bad_options_exit_2_naming_the_option(args: list[str], message: str) -> 
     run = subprocess.run([*SHARPEYES, "bench", *args], capture_output=True, text=True, timeout=60)
     assert run.returncode == 2, run.stderr
     assert message in run.stderr and "Traceback" not in run.stderr
+
+
+def test_rate_comes_from_analysis_intervals_not_window_counts() -> None:
+    from benchmarks.throughput import camera_rates
+
+    # 0.2/s from keyframes 2 s apart: analyses 4 s and 6 s apart. A 30 s window holds 5 or 6
+    # of them depending on phase; the intervals say 0.2/s either way.
+    raw = {
+        "window_s": 30.0,
+        "analyses": {"steady": 5, "stalled": 2, "alone": 1},
+        "spans": {"steady": 20.0, "stalled": 4.0, "alone": 0.0},
+    }
+    steady, stalled, alone = camera_rates(raw, 0.2)
+    assert steady == pytest.approx(0.2)
+    assert stalled == pytest.approx(1 / 20), "a camera analysed only early in the window"
+    assert alone == pytest.approx(1 / 30)

@@ -71,7 +71,7 @@ class SimulatedCamera:
     def mark_analysed(self) -> None:
         self.health.add("frames_analysed")
 
-    def set_analysis_fps(self, fps: float) -> None:
+    def set_analysis_rate(self, fps: float) -> None:
         self.rates.append(fps)
 
 

@@ -69,7 +69,7 @@ def test_three_rtsp_cameras_are_analysed_in_batches_with_latency(
 def test_pyav_source_accepts_a_new_analysis_rate(sample_clip) -> None:
     spec = CameraSpec(id="c", name="C", source=str(sample_clip), location=LOCATION)
     source = PyAVSource(spec, SourceOptions(analysis_fps=1.0))
-    source.set_analysis_fps(0.25)
+    source.set_analysis_rate(0.25)
     assert source._analysis_fps == 0.25
     with pytest.raises(ValueError, match="positive"):
-        source.set_analysis_fps(0)
+        source.set_analysis_rate(0)
