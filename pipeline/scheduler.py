@@ -164,6 +164,7 @@ class RateSettings:
     min_scale: float = 0.1
     window_s: float = 5.0
     workers: int = 1
+    grace_s: float | None = None  # no changes this long after start (default 2 windows)
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,10 @@ class _Window:
     latencies: list[float] = field(default_factory=list)
 
 
+def _grace(settings: RateSettings) -> float:
+    return settings.grace_s if settings.grace_s is not None else 2 * settings.window_s
+
+
 class RateController:
     """Scales analysis rates so that inference keeps up and latency stays bounded.
 
@@ -192,7 +197,8 @@ class RateController:
     ``high_utilisation`` (or with the 95th-percentile latency above its target) it lowers the
     common scale to what the measured capacity sustains at ``target_utilisation``; below
     ``low_utilisation`` with latency well under target it raises the scale again, gradually,
-    up to the configured rates.
+    up to the configured rates. Nothing changes during the first two windows, while
+    cameras connect and probe their streams.
     """
 
     def __init__(
@@ -207,6 +213,7 @@ class RateController:
         self.on_change = on_change
         self._lock = threading.Lock()
         self._window = _Window(now)
+        self._grace_until = now + _grace(settings)
         self.last_utilisation = 0.0
         self.last_capacity_fps: float | None = None
         self.changes: list[RateChange] = []
@@ -236,20 +243,28 @@ class RateController:
         p95 = float(np.percentile(window.latencies, 95)) if window.latencies else None
         if not s.enabled or not window.frames:
             return None
+        if window.started < self._grace_until:
+            return None  # cameras are still connecting: their start-up is no measure of load
         scale = self.scheduler.scale
         demand = self.scheduler.demand_fps
         capacity = self.last_capacity_fps or 0.0
         sustainable = s.target_utilisation * capacity / demand if demand else 1.0
         late = p95 is not None and p95 > s.latency_target_s
-        if utilisation >= s.high_utilisation or late:
-            new = min(scale * 0.8, sustainable) if late else min(scale * 0.95, sustainable)
-            reason = "latency above target" if late else "inference saturated"
+        if utilisation >= s.high_utilisation:
+            # The detector is the bottleneck: go straight to what its capacity sustains.
+            new = min(scale * 0.95, sustainable)
+            reason = "inference saturated"
+        elif late:
+            # Late although the detector has headroom (the machine is short of CPU, e.g. for
+            # decoding): shed some analysis work, gently, as the capacity figure is no guide.
+            new = scale * 0.8
+            reason = "latency above target"
         elif (
             scale < 1.0
             and utilisation <= s.low_utilisation
             and (p95 is None or p95 <= 0.5 * s.latency_target_s)
         ):
-            new = min(1.0, max(scale * 1.1, min(scale * 1.5, sustainable)))
+            new = min(1.0, max(scale * 1.25, min(scale * 2.0, sustainable)))
             reason = "load dropped"
         else:
             return None

@@ -304,3 +304,31 @@ def test_a_failing_detector_releases_the_cameras(redis_server, caplog) -> None:
 def test_scheduler_rejects_duplicate_cameras() -> None:
     with pytest.raises(ValueError, match="unique"):
         Scheduler([CameraSlot("a", 1.0, LatestFrame()), CameraSlot("a", 1.0, LatestFrame())])
+
+
+def test_controller_waits_out_start_up_and_sheds_gently_when_late_with_headroom() -> None:
+    from pipeline.scheduler import RateController, RateSettings
+
+    scheduler = Scheduler([CameraSlot(f"c{i}", 1.0, LatestFrame()) for i in range(10)])
+    controller = RateController(scheduler, RateSettings(window_s=5.0), now=0.0)
+    # Start-up: cameras connecting, everything slow. No change during the grace period.
+    controller.record_batch(frames=2, busy_s=1.0, latencies=[6.0, 7.0])
+    assert controller.maybe_adjust(5.0) is None and scheduler.scale == 1.0
+    controller.record_batch(frames=2, busy_s=1.0, latencies=[6.0, 7.0])
+    assert controller.maybe_adjust(10.0) is None and scheduler.scale == 1.0
+    # Late, but the detector is mostly idle (CPU short elsewhere): lower gently, not to the
+    # (meaningless) capacity figure.
+    controller.record_batch(frames=5, busy_s=1.0, latencies=[3.0] * 5)
+    change = controller.maybe_adjust(15.0)
+    assert change is not None and change.reason == "latency above target"
+    assert scheduler.scale == pytest.approx(0.8)
+    # Saturated: straight to what the measured capacity sustains at 80 %.
+    controller.record_batch(frames=20, busy_s=5.0, latencies=[0.5] * 20)  # 4 frames/s
+    change = controller.maybe_adjust(20.0)
+    assert change is not None and change.reason == "inference saturated"
+    assert scheduler.scale == pytest.approx(0.8 * 4.0 / 10.0)
+    # Idle and fast again: back up in steps.
+    for t in (25.0, 30.0, 35.0, 40.0):
+        controller.record_batch(frames=5, busy_s=0.1, latencies=[0.05] * 5)
+        controller.maybe_adjust(t)
+    assert scheduler.scale == 1.0
