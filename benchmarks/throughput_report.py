@@ -55,8 +55,13 @@ def write_markdown(doc: dict[str, Any], path: Path, plot_name: str) -> None:
             if variant not in row:
                 continue
             v = row[variant]
+            tried = [
+                st for st in doc["steps"] if f"{st['rate']:g}" == rate and st["variant"] == variant
+            ]
+            unbounded = bool(tried) and all(st["passed"] for st in tried)
+            max_k = f"≥ {v['max_k_passed']} (largest tried)" if unbounded else v["max_k_passed"]
             lines.append(
-                f"| {rate} | {variant} | {v['max_k_passed']} | "
+                f"| {rate} | {variant} | {max_k} | "
                 f"{_f(v['measured_streams_per_core'], 1)} | {_f(v['cpu_per_stream'], 4)} | "
                 f"{_f(v['projected_streams_per_core'], 1)} | {_f(v['latency_p50_s'], 2)} / "
                 f"{_f(v['latency_p99_s'], 2)} s | {_f(v['rss_mb_per_stream'], 1)} MB |"
