@@ -98,6 +98,13 @@ class Decoder:
         self.keyframes_only = keyframes_only
         self.threads = threads
 
+    def skip_pictures(self, skip: bool) -> None:
+        """In keyframe mode, skip (``ALL``) or decode (``NONKEY``) the coming keyframes: a
+        keyframe that will not be analysed is not decoded either — still the decoder's own
+        skip, never a dropped packet."""
+        if self.keyframes_only:
+            self.context.skip_frame = "ALL" if skip else "NONKEY"
+
     def decode(self, packet: av.Packet) -> list[av.VideoFrame]:
         return self.context.decode(packet)  # type: ignore[return-value]
 

@@ -508,6 +508,22 @@ class _Reader:
                     extra={"camera": source.spec.id, "busy": self.load.last_fraction},
                 )
             self.decoder = source._new_decoder(self.stream, wanted, heavy=self.heavy)
+        paced_file = self.is_file and not self.offline  # paced by decoded pictures: decode all
+        if self.decoder.keyframes_only and not paced_file:
+            media_time = None
+            if packet.pts is not None and packet.time_base is not None:
+                media_time = float(packet.pts * packet.time_base)
+            stamp = media_time if self.offline and media_time is not None else source._clock()
+            self.decoder.skip_pictures(stamp - self.last_out < self._pacing() / source.analysis_fps)
+
+    def _pacing(self) -> float:
+        """Fraction of the analysis interval after which the next picture is handed on.
+
+        Keyframes are sparse: any that comes at least half an interval after the last is
+        taken, so the consumer keeps its average rate (0.2/s from 2-s keyframes would
+        otherwise become 0.167/s). With every frame decoded, 0.9 leaves slack for jitter.
+        """
+        return 0.5 if self.decoder.keyframes_only else 0.9
 
     def _media_time(self, picture: av.VideoFrame) -> float | None:
         """Seconds on the stream's clock (pictures drained at the end carry no time base)."""
@@ -532,7 +548,7 @@ class _Reader:
         source.health.add("frames_in")
         # Offline files are sampled in video time, cameras and paced files in wall time.
         stamp = media_time if self.offline and media_time is not None else captured
-        if stamp - self.last_out < 0.9 / source.analysis_fps:
+        if stamp - self.last_out < self._pacing() / source.analysis_fps:
             return True  # decoded for continuity, not analysed: no conversion
         self.last_out = stamp
         source._deliver(picture, captured)

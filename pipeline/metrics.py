@@ -33,6 +33,48 @@ class PipelineMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.batch_wait_seconds = Histogram(
+            "sharpeyes_batch_wait_seconds",
+            "Capture of a batch's oldest frame to the batch closing (mailbox + batching wait)",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0),
+            registry=r,
+        )
+        self.inference_errors = Counter(
+            "sharpeyes_inference_errors", "Detector calls that raised", registry=r
+        )
+        self.cameras_waiting = Gauge(
+            "sharpeyes_cameras_waiting",
+            "Due cameras with a frame left out of the last batch (more than max_batch due)",
+            registry=r,
+        )
+        self.analysis_rate_scale = Gauge(
+            "sharpeyes_analysis_rate_scale",
+            "Factor applied to every camera's configured analysis rate (1 = as configured; "
+            "lower when inference cannot keep up)",
+            registry=r,
+        )
+        self.analysis_rate_scale.set(1.0)
+        self.rate_adjustments = Counter(
+            "sharpeyes_analysis_rate_adjustments",
+            "Changes of the analysis rate scale",
+            ["direction"],
+            registry=r,
+        )
+        self.inference_utilisation = Gauge(
+            "sharpeyes_inference_utilisation",
+            "Share of wall time the inference workers spent in the detector (last window)",
+            registry=r,
+        )
+        self.inference_capacity_fps = Gauge(
+            "sharpeyes_inference_capacity_fps",
+            "Frames per second the detector sustains, measured over the last window",
+            registry=r,
+        )
+        self.analysis_demand_fps = Gauge(
+            "sharpeyes_analysis_demand_fps",
+            "Analyses per second all cameras ask for at their configured rates",
+            registry=r,
+        )
         self.alerts = Counter("sharpeyes_alerts", "Alert events raised", ["kind"], registry=r)
         self.alerts_published = Counter(
             "sharpeyes_alerts_published", "Alert events written to the stream", registry=r

@@ -19,6 +19,45 @@ class PipelineSettings(BaseModel):
         1.0, gt=0.0, le=30.0, description="Analyses per second per camera (cameras may override)."
     )
     max_batch: int = Field(16, ge=1, le=256, description="Most frames per detector call.")
+    max_wait_ms: float = Field(
+        25.0,
+        ge=0.0,
+        le=1000.0,
+        description="How long a batch may wait for more due frames after its oldest frame was "
+        "captured. Larger fills GPU batches better; every millisecond adds to latency.",
+    )
+    inference_workers: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Detector calls in flight at once (one shared ONNX Runtime session). On "
+        "a CPU, workers × model.intra_op_threads should not exceed the cores.",
+    )
+    adaptive_rate: bool = Field(
+        True,
+        description="Lower every camera's analysis rate evenly when inference cannot keep "
+        "up (logged and exported as sharpeyes_analysis_rate_scale), and raise it again when "
+        "the load drops. Off: cameras are analysed as often as capacity allows, most "
+        "overdue first.",
+    )
+    target_utilisation: float = Field(
+        0.8,
+        gt=0.1,
+        lt=1.0,
+        description="Share of the detector's measured capacity the rates are lowered to.",
+    )
+    latency_target_s: float = Field(
+        2.0, gt=0.0, description="95th-percentile capture-to-result latency that lowers rates."
+    )
+    min_rate_fraction: float = Field(
+        0.1,
+        gt=0.0,
+        le=1.0,
+        description="Rates are never lowered below this fraction of the configured rates.",
+    )
+    rate_window_s: float = Field(
+        5.0, gt=0.0, description="How often load is measured and rates reconsidered."
+    )
     decode: Literal["auto", "keyframes", "all"] = Field(
         "auto",
         description="auto: keyframes only while they come at least as often as analyses are "

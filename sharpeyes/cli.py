@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from sharpeyes.commands import cameras, config, models, services, users
+from sharpeyes.commands import bench, cameras, config, models, services, users
 from sharpeyes.commands.eval import evaluate
 
 
@@ -27,6 +27,7 @@ main.add_command(cameras.cameras)
 main.add_command(users.users)
 main.add_command(users.org)
 main.add_command(evaluate)
+main.add_command(bench.bench)
 
 
 if __name__ == "__main__":

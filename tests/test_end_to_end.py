@@ -131,7 +131,8 @@ def test_sample_clip_becomes_a_case(running_system) -> None:
     assert any(person["in_zone"] for person in payload["people"])
 
     # The person walks away: the same episode ends, updating the case instead of a new one.
-    ended = wait_for(lambda: http.get(f"/cases/{case['id']}").json()["episode_ended_at"], 60, 1)
+    # (Within one loop of the 139-s clip, which has several gaps of 3-7 s between people.)
+    ended = wait_for(lambda: http.get(f"/cases/{case['id']}").json()["episode_ended_at"], 150, 1)
     assert ended
     kinds = [a["kind"] for a in http.get(f"/cases/{case['id']}").json()["alerts"]]
     assert kinds == ["started", "ended"]

@@ -144,6 +144,9 @@ def main() -> int:
 
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
+    # One thread per client connection (the default is a single thread): preparing a live
+    # mount waits for its first keyframe, and clients of other mounts must not queue behind it.
+    server.get_thread_pool().set_max_threads(-1)
     server.set_address(args.host)
     server.set_service(str(args.port))
     feeders: dict[str, Feeder] = {}

@@ -1,0 +1,177 @@
+"""The throughput benchmark's Markdown report and plot, from its JSON document."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _f(value: float | None, digits: int = 3, unit: str = "") -> str:
+    return "–" if value is None else f"{value:.{digits}f}{unit}"
+
+
+def _ratio(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}×"
+
+
+def write_markdown(doc: dict[str, Any], path: Path, plot_name: str) -> None:
+    config, floor, machine = doc["config"], doc["floor"], doc["machine"]
+    size = "×".join(str(v) for v in config["size"])
+    lines = [
+        "# Throughput per stream",
+        "",
+        f"Finished {doc['finished_at']} on {machine['cpu']} ({machine['logical_cores']} logical "
+        f"cores, {machine['memory_gb']} GB), Python {machine['python']}; load average at the end "
+        f"{machine['load_average_at_end']}.",
+        "",
+    ]
+    if doc.get("note"):
+        lines += [f"> {doc['note']}", ""]
+    lines += [
+        f"Command: `{doc['command']}`",
+        "",
+        f"Each camera is an RTSP stream of the same {size} H.264 clip at {config['fps']} fps, "
+        f"GOP {config['gop']} (a keyframe every {config['gop'] / config['fps']:g} s), served by "
+        "the local GStreamer RTSP server. Each step runs in its own process: "
+        f"{config['warmup_s']:g} s warm-up (plus 0.05 s per camera), then a measurement "
+        "window of at least "
+        f"{config['duration_s']:g} s (eight analyses per camera at low rates). A step passes when "
+        f"cameras are analysed at ≥ {config['rate_tolerance']:.0%} of the target rate on "
+        f"average (none below 70 %), the p99 capture-to-result latency is ≤ "
+        f"{config['latency_target_s']:g} s and no reader falls more than that behind the live "
+        "stream. CPU is user + system time of the worker's whole process tree; the RTSP server "
+        "and Redis are measured separately and charged to neither side. Model: "
+        f"`{config['model']}`; SharpEyes batches up to {config['max_batch']} frames, waiting at "
+        f"most {config['max_wait_ms']:g} ms.",
+        "",
+        "## Summary",
+        "",
+        "| analyses/s per camera | side | max K passed | streams/core measured | CPU-s per "
+        "stream-s | streams/core from CPU cost | p50 / p99 latency | RSS per stream |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for rate, row in doc["summary"].items():
+        for variant in ("baseline", "sharpeyes"):
+            if variant not in row:
+                continue
+            v = row[variant]
+            tried = [
+                st for st in doc["steps"] if f"{st['rate']:g}" == rate and st["variant"] == variant
+            ]
+            unbounded = bool(tried) and all(st["passed"] for st in tried)
+            max_k = f"≥ {v['max_k_passed']} (largest tried)" if unbounded else v["max_k_passed"]
+            lines.append(
+                f"| {rate} | {variant} | {max_k} | "
+                f"{_f(v['measured_streams_per_core'], 1)} | {_f(v['cpu_per_stream'], 4)} | "
+                f"{_f(v['projected_streams_per_core'], 1)} | {_f(v['latency_p50_s'], 2)} / "
+                f"{_f(v['latency_p99_s'], 2)} s | {_f(v['rss_mb_per_stream'], 1)} MB |"
+            )
+        lines.append(
+            f"| {rate} | floor | – | – | {_f(row['floor_cpu_per_stream'], 4)} | "
+            f"{_f(row['floor_streams_per_core'], 1)} | – | – |"
+        )
+    lines += [
+        "",
+        "| analyses/s per camera | SharpEyes / baseline (max K) | SharpEyes / baseline (CPU "
+        "cost) | SharpEyes cost / floor |",
+        "|---|---|---|---|",
+    ]
+    for rate, row in doc["summary"].items():
+        over_floor = _ratio(row.get("sharpeyes_cost_over_floor"))
+        lines.append(
+            f"| {rate} | {_ratio(row.get('measured_ratio'))} | "
+            f"{_ratio(row.get('projected_ratio'))} | {over_floor} |"
+        )
+    lines += [
+        "",
+        "Streams per core *measured* = the largest K that passed ÷ logical cores, on this machine "
+        "as it was during the run; *from CPU cost* = 1 ÷ CPU-seconds per stream-second at that "
+        "K, i.e. how many streams one fully available core sustains. The floor is the cost of "
+        "decoding one keyframe (with the in-decoder resize) plus one detection, measured alone, "
+        "times the analysis rate.",
+        "",
+        f"![throughput plot]({plot_name})",
+        "",
+        "## The floor (measured alone)",
+        "",
+        f"- keyframe decode + resize: {_f(floor['keyframe_decode_cpu_s'] * 1000, 2)} ms CPU "
+        f"per keyframe ({floor['keyframes']} keyframes)",
+        f"- detection, batch 1: {_f(floor['detect_cpu_s_batch1'] * 1000, 2)} ms CPU "
+        f"({_f(floor['detect_wall_s_batch1'] * 1000, 2)} ms wall); batched: "
+        f"{_f(floor['detect_cpu_s_batched'] * 1000, 2)} ms CPU per image",
+        f"- per analysis: {_f(floor['per_analysis_cpu_s'] * 1000, 2)} ms CPU",
+        "",
+        "## Every step",
+        "",
+        "| rate | side | K | analyses/s (mean / min) | p50 | p99 | behind stream | CPU-s per "
+        "stream-s | CPU of machine | RSS | RTSP+Redis CPU/s | result |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    cores = machine["logical_cores"] or 1
+    for s in doc["steps"]:
+        share = s["cpu_s"] / s["window_s"] / cores
+        extra = s.get("extra", {})
+        detail = ""
+        if s["variant"] == "sharpeyes":
+            detail = (
+                f" (decode {','.join(extra.get('decode_modes', []))}, mean batch "
+                f"{extra.get('mean_batch', 0):.1f}, rate scale {extra.get('rate_scale', 1):.2f})"
+            )
+        problems = extra.get("errors") or []
+        errors = f"; {len(problems)} stream errors, e.g. {problems[0]}" if problems else ""
+        lines.append(
+            f"| {s['rate']:g} | {s['variant']} | {s['k']} | {s['rate_mean']:.3f} / "
+            f"{s['rate_min']:.3f} | {_f(s['latency_p50_s'], 2)} | {_f(s['latency_p99_s'], 2)} | "
+            f"{s['max_lag_s']:.2f} s | {s['cpu_per_stream']:.4f} | {share:.0%} | "
+            f"{s['rss_peak_mb']:.0f} MB | {s['services_cpu_per_s']:.2f} | "
+            f"{'pass' if s['passed'] else 'FAIL: ' + s['why']}{detail}{errors} |"
+        )
+    lines += ["", f"Raw data: `{path.with_suffix('.json').name}`.", ""]
+    path.write_text("\n".join(lines))
+
+
+def write_plot(doc: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rates = list(doc["summary"])
+    fig, axes = plt.subplots(2, len(rates), figsize=(6 * len(rates), 8), squeeze=False)
+    colours = {"baseline": "tab:red", "sharpeyes": "tab:blue"}
+    target = doc["config"]["latency_target_s"]
+    for col, rate in enumerate(rates):
+        cost_ax, lat_ax = axes[0][col], axes[1][col]
+        for variant, colour in colours.items():
+            steps = sorted(
+                (s for s in doc["steps"] if f"{s['rate']:g}" == rate and s["variant"] == variant),
+                key=lambda s: s["k"],
+            )
+            if not steps:
+                continue
+            ks = [s["k"] for s in steps]
+            cost_ax.plot(ks, [s["cpu_per_stream"] for s in steps], "o-", color=colour,
+                         label=variant)  # fmt: skip
+            lat_ax.plot(ks, [s["latency_p99_s"] or 0 for s in steps], "o-", color=colour,
+                        label=f"{variant} p99")  # fmt: skip
+            failed = [s for s in steps if not s["passed"]]
+            cost_ax.scatter([s["k"] for s in failed], [s["cpu_per_stream"] for s in failed],
+                            marker="x", s=120, color="black", zorder=3)  # fmt: skip
+        floor = doc["summary"][rate]["floor_cpu_per_stream"]
+        cost_ax.axhline(floor, color="tab:green", linestyle="--", label="floor")
+        cost_ax.axhline(1.3 * floor, color="tab:green", linestyle=":", label="1.3 × floor")
+        cost_ax.set_title(f"{rate} analyses/s per camera")
+        cost_ax.set_xlabel("cameras (K)")
+        cost_ax.set_ylabel("CPU-s per stream-second (× = step failed)")
+        cost_ax.set_yscale("log")
+        cost_ax.set_xscale("log", base=2)
+        cost_ax.legend()
+        lat_ax.axhline(target, color="black", linestyle="--", label=f"target {target:g} s")
+        lat_ax.set_xlabel("cameras (K)")
+        lat_ax.set_ylabel("p99 capture-to-result latency (s)")
+        lat_ax.set_xscale("log", base=2)
+        lat_ax.legend()
+    fig.suptitle("SharpEyes vs the OpenCV baseline: CPU per stream and latency")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

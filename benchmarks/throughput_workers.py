@@ -1,0 +1,275 @@
+"""The three sides of the throughput benchmark, each run in its own process.
+
+A separate process per measurement keeps the CPU and memory accounting clean: everything the
+process tree spends during the measurement window belongs to that side alone. Each worker
+prints one JSON line with its measurements on stdout.
+
+- ``baseline``: the loop most users write — one OpenCV ``VideoCapture`` per camera on its own
+  thread, reading every frame, calling the detector on one frame per analysis interval.
+- ``sharpeyes``: the real ``PipelineService`` (PyAV sources with keyframe-only decoding where
+  it suffices, the scheduler, the dynamic batcher, the detector, gathering rules, Redis).
+- ``floor``: keyframe decode and detection timed alone, one after the other, on the clip file.
+
+Usage (the orchestrator does this): ``python -m benchmarks.throughput_workers '<json>'``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import psutil
+
+from benchmarks.proc_stats import PeakRss, tree_cpu_seconds
+
+log = logging.getLogger("benchmarks.throughput")
+
+
+@dataclass
+class Recorder:
+    """Analyses, latencies and stream lag of the cameras during the measurement window."""
+
+    cameras: list[str]
+    window_start: float = float("inf")  # nothing counts before the window opens
+    window_end: float = float("inf")
+    counts: dict[str, int] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
+    lag_origin: dict[str, tuple[float, float]] = field(default_factory=dict)
+    max_lag: dict[str, float] = field(default_factory=dict)
+    first: dict[str, float] = field(default_factory=dict)
+    last: dict[str, float] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.counts = dict.fromkeys(self.cameras, 0)
+        self.max_lag = dict.fromkeys(self.cameras, 0.0)
+
+    def record(
+        self, camera: str, captured_at: float, latency: float, media_time: float | None
+    ) -> None:
+        """``media_time`` is the frame's position in the stream: how far behind the live
+        stream the camera's reader has fallen is wall time minus media time, relative to the
+        first frame of the window."""
+        if not self.window_start <= captured_at < self.window_end:
+            return
+        with self.lock:
+            self.counts[camera] += 1
+            self.first.setdefault(camera, captured_at)
+            self.last[camera] = captured_at
+            self.latencies.append(latency)
+            if media_time is None:
+                return
+            origin = self.lag_origin.setdefault(camera, (captured_at, media_time))
+            lag = (captured_at - origin[0]) - (media_time - origin[1])
+            self.max_lag[camera] = max(self.max_lag[camera], lag)
+
+
+def _window(config: dict[str, Any], recorder: Recorder, stop: threading.Event) -> dict[str, Any]:
+    """Wait out the warm-up, then measure CPU and memory over the window."""
+    me = psutil.Process(os.getpid())
+    if stop.wait(config["warmup_s"]):
+        raise RuntimeError("stopped during warm-up")
+    recorder.window_start = time.time()
+    cpu0 = tree_cpu_seconds(me)
+    with PeakRss() as rss:
+        stop.wait(config["duration_s"])
+    cpu1 = tree_cpu_seconds(me)
+    recorder.window_end = time.time()
+    window = recorder.window_end - recorder.window_start
+    with recorder.lock:
+        return {
+            "window_s": window,
+            "cpu_s": cpu1 - cpu0,
+            "rss_peak_mb": rss.peak / 2**20,
+            "analyses": dict(recorder.counts),
+            "spans": {c: recorder.last[c] - recorder.first[c] for c in recorder.first},
+            "latencies": list(recorder.latencies),
+            "max_lag_s": max(recorder.max_lag.values(), default=0.0),
+        }
+
+
+def _detector(config: dict[str, Any]):  # type: ignore[no-untyped-def]
+    from models.onnx_detector import load_detector
+    from models.settings import DetectorSettings
+
+    return load_detector(
+        DetectorSettings(name=config["model"], intra_op_threads=config.get("intra_op_threads"))
+    )
+
+
+# -- baseline ---------------------------------------------------------------------------------
+def run_baseline(config: dict[str, Any]) -> dict[str, Any]:
+    import cv2
+
+    os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
+    detector = _detector(config)
+    detector.detect([np.zeros((1080, 1920, 3), np.uint8)])  # warm the session
+    urls: list[str] = config["urls"]
+    names = [f"cam{i:03d}" for i in range(len(urls))]
+    recorder = Recorder(names)
+    stop = threading.Event()
+    interval = 1.0 / config["rate"]
+    fps = config["stream_fps"]
+    failures: list[str] = []
+
+    def camera(name: str, url: str) -> None:
+        capture = cv2.VideoCapture(url, cv2.CAP_FFMPEG)
+        if not capture.isOpened():
+            failures.append(f"{name}: cannot open {url}")
+            return
+        frames, last = 0, 0.0
+        try:
+            while not stop.is_set():
+                ok, image = capture.read()
+                if not ok:
+                    failures.append(f"{name}: read failed")
+                    return
+                now = time.time()
+                frames += 1
+                if now - last >= interval:
+                    last = now
+                    detector.detect([image])
+                    recorder.record(name, now, time.time() - now, frames / fps)
+        finally:
+            capture.release()
+
+    threads = [
+        threading.Thread(target=camera, args=(n, u), daemon=True)
+        for n, u in zip(names, urls, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        result = _window(config, recorder, stop)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+    result["errors"] = failures
+    return result
+
+
+# -- SharpEyes --------------------------------------------------------------------------------
+def run_sharpeyes(config: dict[str, Any]) -> dict[str, Any]:
+    from alerting.publisher import AlertPublisher
+    from alerting.settings import RedisSettings
+    from camera_adapters.spec import CameraSpec
+    from pipeline.batcher import AnalysisResult
+    from pipeline.service import PipelineService
+    from pipeline.settings import PipelineSettings
+
+    detector = _detector(config)
+    detector.detect([np.zeros((234, 416, 3), np.uint8)])
+    urls: list[str] = config["urls"]
+    location = {"district": "Bench", "street": "Bench", "community": "Bench", "grid_cell": "B"}
+    cameras = [
+        CameraSpec(id=f"cam{i:03d}", name=f"Bench camera {i}", source=url, location=location)
+        for i, url in enumerate(urls)
+    ]
+    recorder = Recorder([c.id for c in cameras])
+
+    def on_result(result: AnalysisResult) -> None:
+        decoded = getattr(result.frame, "_decoded", None)  # the PyAV frame: its stream time
+        media = getattr(decoded, "time", None)
+        recorder.record(result.camera_id, result.captured_at, result.latency_s, media)
+
+    settings = PipelineSettings(
+        analysis_fps=config["rate"],
+        max_batch=config["max_batch"],
+        max_wait_ms=config["max_wait_ms"],
+        inference_workers=config.get("inference_workers", 1),
+        decode=config.get("decode", "auto"),
+        worker_id="bench",
+    )
+    publisher = AlertPublisher.from_settings(RedisSettings(url=config["redis_url"]))
+    service = PipelineService(cameras, detector, publisher, settings, on_result=on_result)
+    stop = threading.Event()
+    runner = threading.Thread(target=service.run, args=(stop,), daemon=True)
+    runner.start()
+    try:
+        result = _window(config, recorder, stop)
+    finally:
+        stop.set()
+        runner.join(30)
+    snapshots = [camera.source.snapshot() for camera in service.cameras]
+    result["rate_scale"] = service.scheduler.scale
+    result["rate_changes"] = len(service.controller.changes)
+    result["decode_modes"] = sorted({s.decode_mode for s in snapshots})
+    result["decode_errors"] = sum(s.decode_errors for s in snapshots)
+    result["reconnects"] = sum(s.reconnects for s in snapshots)
+    result["mean_batch"] = service.analysed / service.batches if service.batches else 0.0
+    result["errors"] = [
+        f"{s.camera_id}: {s.last_error}" for s in snapshots if s.last_error is not None
+    ]
+    return result
+
+
+# -- the floor --------------------------------------------------------------------------------
+def run_floor(config: dict[str, Any]) -> dict[str, Any]:
+    """Keyframe decode (with the in-decoder resize the sources use) and detection, alone."""
+    import av
+
+    from camera_adapters.pyav_source import fit_inside
+
+    detector = _detector(config)
+    size = detector.input_size
+    frames: list[np.ndarray] = []
+    with av.open(config["clip"]) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "SLICE"
+        stream.codec_context.skip_frame = "NONKEY"
+        started = time.process_time()
+        for picture in container.decode(stream):
+            w, h = fit_inside(picture.width, picture.height, size)
+            frames.append(
+                picture.to_ndarray(width=w, height=h, format="bgr24", interpolation="AREA")
+            )
+        decode_cpu = time.process_time() - started
+    keyframes = len(frames)
+    for _ in range(3):
+        detector.detect(frames[:1])
+    calls = max(10, config.get("floor_detections", 40))
+    started, wall = time.process_time(), time.perf_counter()
+    for i in range(calls):
+        detector.detect([frames[i % keyframes]])
+    single_cpu = (time.process_time() - started) / calls
+    single_wall = (time.perf_counter() - wall) / calls
+    batch = [frames[i % keyframes] for i in range(config["max_batch"])]
+    rounds = max(2, calls // len(batch))
+    started = time.process_time()
+    for _ in range(rounds):
+        detector.detect(batch)
+    batched_cpu = (time.process_time() - started) / (rounds * len(batch))
+    return {
+        "keyframes": keyframes,
+        "keyframe_decode_cpu_s": decode_cpu / keyframes,
+        "detect_cpu_s_batch1": single_cpu,
+        "detect_wall_s_batch1": single_wall,
+        "detect_cpu_s_batched": batched_cpu,
+        "detect_cpu_s": min(single_cpu, batched_cpu),
+        "per_analysis_cpu_s": decode_cpu / keyframes + min(single_cpu, batched_cpu),
+    }
+
+
+WORKERS = {"baseline": run_baseline, "sharpeyes": run_sharpeyes, "floor": run_floor}
+
+
+def main(argv: list[str]) -> int:
+    from sharpeyes import logs
+
+    logs.configure("WARNING")
+    config = json.loads(argv[0])
+    result = WORKERS[config["variant"]](config)
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,90 @@
+"""``sharpeyes bench`` runs end to end in a tiny configuration and writes its report.
+
+No performance is asserted here (the machine is shared and the configuration tiny): the
+test checks that both sides and the floor really ran against the RTSP server and that the
+JSON, Markdown and PNG reports hold what the full run reports.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import cv2
+import pytest
+
+from tests.helpers import SHARPEYES
+
+TINY = [
+    "bench", "--ks", "2", "--rates", "1", "--duration", "4", "--warmup", "4",
+    "--size", "640x360", "--clip-seconds", "4", "--no-refine", "--no-progress",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_tiny_benchmark_writes_json_markdown_and_plot(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [*SHARPEYES, *TINY, "--out", str(tmp_path), "--note", "test run"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "SharpEyes max K" in run.stdout
+
+    doc = json.loads((tmp_path / "throughput.json").read_text())
+    assert doc["note"] == "test run" and doc["config"]["size"] == [640, 360]
+    floor = doc["floor"]
+    assert floor["keyframes"] >= 2 and 0 < floor["per_analysis_cpu_s"] < 1
+    sides = {step["variant"]: step for step in doc["steps"]}
+    assert set(sides) == {"baseline", "sharpeyes"}
+    for step in sides.values():
+        assert step["k"] == 2 and step["window_s"] >= 4
+        assert step["rate_mean"] > 0, f"{step['variant']} analysed nothing"
+        assert step["cpu_s"] > 0 and step["rss_peak_mb"] > 50
+        assert step["latency_p99_s"] is not None and step["latency_p99_s"] >= 0
+    assert sides["sharpeyes"]["extra"]["decode_modes"], "the real PyAV sources reported"
+    summary = doc["summary"]["1"]
+    assert summary["floor_cpu_per_stream"] == pytest.approx(floor["per_analysis_cpu_s"])
+    for key in ("baseline", "sharpeyes"):
+        assert summary[key]["cpu_per_stream"] is None or summary[key]["cpu_per_stream"] > 0
+
+    markdown = (tmp_path / "throughput.md").read_text()
+    for expected in ("## Summary", "| 1 | baseline | 2 |", "| 1 | sharpeyes | 2 |", "floor",
+                     "> test run", "throughput.png"):  # fmt: skip
+        assert expected in markdown
+    image = cv2.imread(str(tmp_path / "throughput.png"))
+    assert image is not None and image.shape[0] > 300
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ks", "0,4"], "Invalid value for '--ks'"),
+        (["--ks", "two"], "not a comma-separated list"),
+        (["--size", "1920"], "is not WIDTHxHEIGHT"),
+        (["--variants", "baseline,ffmpeg"], "Invalid value for --variants"),
+        (["--model", "yolov99"], "unknown model"),
+    ],
+)
+def test_bad_options_exit_2_naming_the_option(args: list[str], message: str) -> None:
+    run = subprocess.run([*SHARPEYES, "bench", *args], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2, run.stderr
+    assert message in run.stderr and "Traceback" not in run.stderr
+
+
+def test_rate_comes_from_analysis_intervals_not_window_counts() -> None:
+    from benchmarks.throughput import camera_rates
+
+    # 0.2/s from keyframes 2 s apart: analyses 4 s and 6 s apart. A 30 s window holds 5 or 6
+    # of them depending on phase; the intervals say 0.2/s either way.
+    raw = {
+        "window_s": 30.0,
+        "analyses": {"steady": 5, "stalled": 2, "alone": 1},
+        "spans": {"steady": 20.0, "stalled": 4.0, "alone": 0.0},
+    }
+    steady, stalled, alone = camera_rates(raw, 0.2)
+    assert steady == pytest.approx(0.2)
+    assert stalled == pytest.approx(1 / 20), "a camera analysed only early in the window"
+    assert alone == pytest.approx(1 / 30)
