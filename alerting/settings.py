@@ -102,6 +102,12 @@ class RedisSettings(BaseModel):
     health_key: str = Field(
         "sharpeyes:camera-health", min_length=1, description="Hash of camera health reports."
     )
+    camera_config_stream: str = Field(
+        "sharpeyes:camera-config",
+        min_length=1,
+        description="Stream where the API publishes camera changes to pipeline workers "
+        "(format: camera_adapters/config_messages.py).",
+    )
     thumbnail_ttl_s: int = Field(
         120,
         ge=10,

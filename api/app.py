@@ -141,7 +141,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     app.state.redis = redis.Redis.from_url(
         config.redis.url, socket_timeout=5, socket_connect_timeout=3
     )
-    app.state.camera_publisher = CameraPublisher(app.state.redis, config.camera_config_stream)
+    app.state.camera_publisher = CameraPublisher(app.state.redis, config.redis.camera_config_stream)
     for module in (
         health,
         auth,

@@ -3,14 +3,9 @@
 Cameras come from two places: the config file (``origin: config``, read-only through the
 API: the file stays the source of truth) and the API (``origin: api``, stored here). Every
 change to an API camera is published to Redis so pipeline workers apply it without a
-restart (the message is documented in docs/api.md):
-
-- the stream ``sharpeyes:camera-config`` gets one entry per change (``XADD … MAXLEN ~``):
-  ``v=1``, ``op=upsert|delete``, ``camera_id``, ``version``, ``spec`` (the full
-  CameraSpec as JSON, credentials included — Redis must be private), ``at``;
-- the hash ``sharpeyes:camera-config:current`` holds the latest upsert of every API camera
-  (field = camera id), so a worker that starts later loads the current set first and then
-  follows the stream from ``$``.
+restart: one ``CameraChange`` entry per change on the camera-config stream, and the latest
+upsert of every API camera in its current-state hash (the format and keys are in
+``camera_adapters/config_messages.py``, shared with the pipeline; see docs/api.md).
 """
 
 from __future__ import annotations
@@ -26,15 +21,10 @@ from sqlalchemy.orm import Session
 from api.organisation import ensure_location
 from api.orm import Camera
 from api.timeutil import utcnow
+from camera_adapters.config_messages import CameraChange, current_key, spec_json
 from camera_adapters.spec import CameraSpec
 
 log = logging.getLogger(__name__)
-
-MESSAGE_VERSION = 1
-
-
-def current_key(stream: str) -> str:
-    return f"{stream}:current"
 
 
 def spec_of(camera: Camera) -> CameraSpec:
@@ -42,8 +32,8 @@ def spec_of(camera: Camera) -> CameraSpec:
 
 
 def store_spec(spec: CameraSpec) -> dict:  # type: ignore[type-arg]
-    """The spec as stored and sent to pipeline workers: they need the real credentials."""
-    return spec.model_dump(mode="json", context={"reveal_secrets": True})
+    """The spec as stored (and sent to pipeline workers): with the real credentials."""
+    return spec_json(spec)
 
 
 def sync_config_cameras(session: Session, cameras: list[CameraSpec]) -> int:
@@ -98,42 +88,21 @@ class CameraPublisher:
     maxlen: int = 10_000
 
     def upsert(self, camera: Camera) -> bool:
-        spec = json.dumps(camera.spec, separators=(",", ":"))
-        message = {
-            "v": str(MESSAGE_VERSION),
-            "op": "upsert",
-            "camera_id": camera.id,
-            "version": str(camera.version),
-            "spec": spec,
-            "at": utcnow().isoformat(),
-        }
-        return self._send(
-            camera.id,
-            message,
-            current=json.dumps(
-                {"version": camera.version, "spec": camera.spec}, separators=(",", ":")
-            ),
-        )
+        change = CameraChange("upsert", camera.id, camera.version, spec_of(camera))
+        return self._send(change, current=change.current_value())
 
     def delete(self, camera_id: str, version: int) -> bool:
-        message = {
-            "v": str(MESSAGE_VERSION),
-            "op": "delete",
-            "camera_id": camera_id,
-            "version": str(version),
-            "spec": "",
-            "at": utcnow().isoformat(),
-        }
-        return self._send(camera_id, message, current=None)
+        return self._send(CameraChange("delete", camera_id, version), current=None)
 
-    def _send(self, camera_id: str, message: dict[str, str], current: str | None) -> bool:
+    def _send(self, change: CameraChange, current: str | None) -> bool:
+        camera_id = change.camera_id
         try:
             pipe = self.client.pipeline(transaction=True)
             if current is None:
                 pipe.hdel(current_key(self.stream), camera_id)
             else:
                 pipe.hset(current_key(self.stream), camera_id, current)
-            pipe.xadd(self.stream, message, maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
+            pipe.xadd(self.stream, change.stream_fields(), maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
             pipe.execute()
             return True
         except redis.RedisError as error:

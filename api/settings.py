@@ -267,7 +267,3 @@ class ApiConfig(BaseModel):
     feed_channel: str = Field(
         "sharpeyes:feed", description="Redis pub/sub channel that wakes the live feeds."
     )
-    camera_config_stream: str = Field(
-        "sharpeyes:camera-config",
-        description="Redis stream where camera changes are published to pipeline workers.",
-    )

@@ -94,6 +94,23 @@ class Scheduler:
     def slot(self, camera_id: str) -> CameraSlot:
         return self._by_id[camera_id]
 
+    def add(self, slot: CameraSlot) -> None:
+        """Schedule another camera (added while running), at the current rate scale."""
+        with self._lock:
+            if slot.camera_id in self._by_id:
+                raise ValueError(f"camera {slot.camera_id} is already scheduled")
+            slot.fps = slot.base_fps * self.scale
+            self.slots.append(slot)
+            self._by_id[slot.camera_id] = slot
+
+    def remove(self, camera_id: str) -> CameraSlot | None:
+        """Stop scheduling a camera; a frame of it already in flight still completes."""
+        with self._lock:
+            slot = self._by_id.pop(camera_id, None)
+            if slot is not None:
+                self.slots.remove(slot)
+            return slot
+
     @property
     def demand_fps(self) -> float:
         """Analyses per second all cameras ask for at their configured rates."""
@@ -142,7 +159,9 @@ class Scheduler:
     def complete(self, camera_id: str) -> None:
         """The camera's frame has been analysed; it may be dispatched again when due."""
         with self._lock:
-            self._by_id[camera_id].in_flight = False
+            slot = self._by_id.get(camera_id)
+            if slot is not None:  # None: removed while its frame was being analysed
+                slot.in_flight = False
 
     def set_scale(self, scale: float) -> None:
         """Scale every camera's configured rate by ``scale`` (the same factor for all)."""

@@ -9,9 +9,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import cv2
 import redis
 
 from alerting.publisher import AlertPublisher
+from camera_adapters.config_messages import CameraChange
+from camera_adapters.frames import Frame
 from camera_adapters.pyav_source import PyAVSource, SourceOptions
 from camera_adapters.spec import CameraSpec
 from models.detector import Detector
@@ -25,6 +28,11 @@ from pipeline.settings import PipelineSettings
 log = logging.getLogger(__name__)
 
 
+THUMBNAIL_WIDTH = 640
+# Fields of a camera spec that change how its stream is opened: a change restarts the source.
+STREAM_FIELDS = ("source", "username", "password", "transport", "loop")
+
+
 @dataclass
 class CameraRuntime:
     spec: CameraSpec
@@ -32,6 +40,8 @@ class CameraRuntime:
     analyzer: CameraAnalyzer
     slot: CameraSlot
     last_latency_s: float | None = None
+    last_frame: Frame | None = None  # the newest analysed frame, for the shared thumbnail
+    thumbnail_of: int | None = None  # sequence of the frame last shared as thumbnail
 
     @property
     def interval_s(self) -> float:
@@ -70,25 +80,14 @@ class PipelineService:
         self.sink = AlertSink(publisher, settings, self.metrics)
         self.on_result = on_result
         self._clock = clock
-        self.cameras: list[CameraRuntime] = []
+        self._source_factory = source_factory
+        self._cameras_lock = threading.Lock()
+        self._by_id: dict[str, CameraRuntime] = {}
         for spec in cameras:
-            if not spec.enabled:
-                continue
-            fps = spec.analysis_fps or settings.analysis_fps
-            options = SourceOptions(
-                analysis_size=detector.input_size, analysis_fps=fps, decode=settings.decode
-            )
-            source = source_factory(spec, options)
-            self.cameras.append(
-                CameraRuntime(
-                    spec=spec,
-                    source=source,
-                    analyzer=CameraAnalyzer(spec, settings.worker_id),
-                    slot=CameraSlot(spec.id, fps, source.frames),
-                )
-            )
-        self._by_id = {camera.spec.id: camera for camera in self.cameras}
-        self.scheduler = Scheduler([camera.slot for camera in self.cameras])
+            if spec.enabled:
+                runtime = self._runtime(spec)
+                self._by_id[spec.id] = runtime
+        self.scheduler = Scheduler([camera.slot for camera in self._by_id.values()])
         self.controller = RateController(
             self.scheduler,
             RateSettings(
@@ -118,17 +117,101 @@ class PipelineService:
         self.batches = 0
         self._count_lock = threading.Lock()
         self._next_health = 0.0
+        self._next_thumbnails = 0.0
+        self._started = False
+
+    # -- cameras --------------------------------------------------------------------------
+    @property
+    def cameras(self) -> list[CameraRuntime]:
+        with self._cameras_lock:
+            return list(self._by_id.values())
+
+    def camera(self, camera_id: str) -> CameraRuntime | None:
+        with self._cameras_lock:
+            return self._by_id.get(camera_id)
+
+    def _runtime(self, spec: CameraSpec) -> CameraRuntime:
+        fps = spec.analysis_fps or self.settings.analysis_fps
+        options = SourceOptions(
+            analysis_size=self.detector.input_size,
+            analysis_fps=fps,
+            decode=self.settings.decode,
+            hwaccel=self.settings.hwaccel,
+        )
+        source = self._source_factory(spec, options)
+        return CameraRuntime(
+            spec=spec,
+            source=source,
+            analyzer=CameraAnalyzer(spec, self.settings.worker_id),
+            slot=CameraSlot(spec.id, fps, source.frames),
+        )
+
+    def apply(self, change: CameraChange) -> None:
+        """Apply a camera change from the API while running (see camera_updates.py)."""
+        if change.op == "delete" or change.spec is None or not change.spec.enabled:
+            self.remove_camera(change.camera_id)
+        else:
+            self.put_camera(change.spec)
+
+    def put_camera(self, spec: CameraSpec) -> None:
+        """Add a camera, or change a running one.
+
+        Zones and thresholds change in place (the rules start afresh: an open episode of an
+        old zone raises no ``ended``); a changed stream (URL, credentials, transport) or
+        analysis rate restarts the camera's source.
+        """
+        with self._cameras_lock:
+            current = self._by_id.get(spec.id)
+        if current is not None:
+            same_stream = (
+                all(getattr(current.spec, name) == getattr(spec, name) for name in STREAM_FIELDS)
+                and current.spec.analysis_fps == spec.analysis_fps
+            )
+            if same_stream:
+                current.analyzer = CameraAnalyzer(spec, self.settings.worker_id)
+                current.spec = spec
+                log.info("camera zones updated", extra={"camera": spec.id})
+                return
+            self.remove_camera(spec.id)
+        runtime = self._runtime(spec)
+        with self._cameras_lock:  # with start(): exactly one of the two starts the source
+            self._by_id[spec.id] = runtime
+            started = self._started
+        self.scheduler.add(runtime.slot)
+        self.metrics.analysis_demand_fps.set(self.scheduler.demand_fps)
+        if started:
+            runtime.source.start()
+        log.info("camera added", extra={"camera": spec.id, "source": spec.display_source()})
+
+    def remove_camera(self, camera_id: str) -> None:
+        with self._cameras_lock:
+            runtime = self._by_id.pop(camera_id, None)
+        if runtime is None:
+            return
+        self.scheduler.remove(camera_id)
+        self.metrics.analysis_demand_fps.set(self.scheduler.demand_fps)
+        runtime.source.stop(timeout=2.0)
+        settings = self.publisher.settings
+        try:
+            self.publisher.client.hdel(settings.health_key, camera_id)
+            self.publisher.client.delete(settings.thumbnail_key(camera_id))
+        except redis.RedisError as error:
+            log.warning("camera health not cleared", extra={"error": str(error)})
+        log.info("camera removed", extra={"camera": camera_id})
 
     def start(self) -> None:
         if self.settings.metrics_port is not None:
             self.metrics.serve(self.settings.metrics_port)
         self.sink.start()
-        for camera in self.cameras:
+        with self._cameras_lock:
+            self._started = True
+            cameras = list(self._by_id.values())
+        for camera in cameras:
             camera.source.start()
         log.info(
             "pipeline started",
             extra={
-                "cameras": len(self.cameras),
+                "cameras": len(cameras),
                 "detector": self.detector.name,
                 "max_batch": self.settings.max_batch,
                 "max_wait_ms": self.settings.max_wait_ms,
@@ -137,7 +220,10 @@ class PipelineService:
         )
 
     def stop(self) -> None:
-        for camera in self.cameras:
+        cameras = self.cameras
+        for camera in cameras:  # all at once: each may take a read timeout to notice
+            camera.source.request_stop()
+        for camera in cameras:
             camera.source.stop(timeout=2.0)
         self.sink.close()
         self.report_health()
@@ -182,6 +268,8 @@ class PipelineService:
             self.metrics.inference_capacity_fps.set(self.controller.last_capacity_fps)
         if now >= self._next_health:
             self.report_health()
+        if now >= self._next_thumbnails:
+            self.share_thumbnails()
 
     def _process(self, batch: Batch) -> None:
         results = self.batcher.run(batch)
@@ -189,8 +277,11 @@ class PipelineService:
             self.batches += 1
             self.analysed += len(results)
         for result in results:
+            with self._cameras_lock:
+                camera = self._by_id.get(result.camera_id)
             try:
-                self._analyse(self._by_id[result.camera_id], result)
+                if camera is not None:  # None: removed while its frame was analysed
+                    self._analyse(camera, result)
             except Exception:  # one camera's rules must not stop the others
                 log.exception("analysis failed", extra={"camera": result.camera_id})
             finally:
@@ -199,6 +290,7 @@ class PipelineService:
     def _analyse(self, camera: CameraRuntime, result: AnalysisResult) -> None:
         camera.source.mark_analysed()
         camera.last_latency_s = result.latency_s
+        camera.last_frame = result.frame
         self.metrics.frames_analysed.labels(camera.spec.id).inc()
         self.metrics.latency_seconds.observe(result.latency_s)
         for alert in camera.analyzer.analyse(result.frame, result.detections):
@@ -216,6 +308,40 @@ class PipelineService:
             set_rate = getattr(camera.source, "set_analysis_rate", None)
             if set_rate is not None:
                 set_rate(camera.slot.fps)
+
+    def share_thumbnails(self) -> None:
+        """Each camera's current view as a small JPEG in Redis, for drawing zones in the
+        console (the API never decodes video). Only new frames are encoded."""
+        self._next_thumbnails = self._clock() + self.settings.thumbnail_interval_s
+        settings = self.publisher.settings
+        pipe = self.publisher.client.pipeline(transaction=False)
+        shared = 0
+        for camera in self.cameras:
+            frame = camera.last_frame
+            if frame is None or frame.sequence == camera.thumbnail_of:
+                continue
+            try:
+                image = frame.full_resolution(THUMBNAIL_WIDTH)
+                ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
+            except Exception as error:  # a bad frame costs a thumbnail, never the pipeline
+                log.warning(
+                    "thumbnail failed", extra={"camera": camera.spec.id, "error": str(error)}
+                )
+                continue
+            if ok:
+                pipe.set(
+                    settings.thumbnail_key(camera.spec.id),
+                    jpeg.tobytes(),
+                    ex=settings.thumbnail_ttl_s,
+                )
+                camera.thumbnail_of = frame.sequence
+                shared += 1
+        if not shared:
+            return
+        try:
+            pipe.execute()
+        except redis.RedisError as error:
+            log.warning("camera thumbnails not shared", extra={"error": str(error)})
 
     def report_health(self) -> None:
         """Share each camera's health with the API (a Redis hash, one JSON per camera)."""

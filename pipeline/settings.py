@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import socket
+import zlib
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from alerting.settings import RedisSettings
 from camera_adapters.spec import CameraSpec
@@ -63,6 +64,28 @@ class PipelineSettings(BaseModel):
         description="auto: keyframes only while they come at least as often as analyses are "
         "due, else every frame; keyframes / all force one mode.",
     )
+    hwaccel: str | None = Field(
+        None,
+        description="Hardware video decoder, an FFmpeg device type such as cuda, vaapi or qsv; "
+        "falls back to the CPU decoder (noted in camera health) where the device is missing.",
+    )
+    api_cameras: bool = Field(
+        True,
+        description="Also run the cameras managed through the API (applied live from Redis, "
+        "no restart); off: only the cameras in this file.",
+    )
+    shard: str | None = Field(
+        None,
+        pattern=r"^\d+/\d+$",
+        description="'i/n': this worker runs the API cameras whose id hashes to i of n "
+        "(workers 0/n … n-1/n together run all of them). Unset: all.",
+    )
+    thumbnail_interval_s: float = Field(
+        30.0,
+        gt=0.0,
+        description="How often each camera's current view is shared (a 640-px JPEG in Redis) "
+        "for drawing zones in the console.",
+    )
     snapshot_max_width: int = Field(1280, ge=160, description="Snapshots are scaled down to this.")
     snapshot_quality: int = Field(85, ge=30, le=100, description="JPEG quality of snapshots.")
     health_interval_s: float = Field(5.0, gt=0.0, description="How often camera health is shared.")
@@ -72,6 +95,24 @@ class PipelineSettings(BaseModel):
     worker_id: str = Field(
         default_factory=socket.gethostname, min_length=1, description="Names this worker."
     )
+
+    @field_validator("shard")
+    @classmethod
+    def _shard_in_range(cls, shard: str | None) -> str | None:
+        if shard is not None:
+            index, count = (int(part) for part in shard.split("/"))
+            if count < 1 or index >= count:
+                raise ValueError(f"shard '{shard}' must be i/n with 0 <= i < n, e.g. 0/4")
+        return shard
+
+    def runs_api_camera(self, camera_id: str) -> bool:
+        """Whether this worker runs an API-managed camera (stable across restarts)."""
+        if not self.api_cameras:
+            return False
+        if self.shard is None:
+            return True
+        index, count = (int(part) for part in self.shard.split("/"))
+        return zlib.crc32(camera_id.encode()) % count == index
 
 
 class PipelineConfig(BaseModel):

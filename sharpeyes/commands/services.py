@@ -20,21 +20,39 @@ def run(config_path: Path) -> None:
     from models.datafiles import DataFileError
     from models.onnx_detector import load_detector
     from models.tiling import with_tiling
+    from pipeline.camera_updates import CameraConfigFollower
     from pipeline.service import PipelineService
 
     config = loaded.config.pipeline_config()
-    if not config.cameras:
-        fail(f"{config_path}: no cameras configured (add them under `cameras:`)", EXIT_BAD_INPUT)
+    if not config.cameras and not config.pipeline.api_cameras:
+        fail(
+            f"{config_path}: no cameras configured (add them under `cameras:`, or set "
+            "pipeline.api_cameras to run the cameras added through the API)",
+            EXIT_BAD_INPUT,
+        )
     try:
         detector = with_tiling(load_detector(config.model), config.model.tiling)
     except DataFileError as error:
         fail(str(error))
     publisher = AlertPublisher.from_settings(config.redis)
     service = PipelineService(config.cameras, detector, publisher, config.pipeline)
+    follower = None
+    if config.pipeline.api_cameras:
+        follower = CameraConfigFollower(
+            publisher.client,
+            config.redis.camera_config_stream,
+            service.apply,
+            wants=config.pipeline.runs_api_camera,
+            reserved=frozenset(camera.id for camera in config.cameras),
+        )
+        follower.start()
     try:
         service.run(stop_on_signals())
     except OutboxError as error:  # e.g. a second worker with the same worker_id
         fail(str(error))
+    finally:
+        if follower is not None:
+            follower.stop()
 
 
 @click.command()
