@@ -105,6 +105,16 @@ class Decoder:
         if self.keyframes_only:
             self.context.skip_frame = "ALL" if skip else "NONKEY"
 
+    def skip_rest_of_gop(self, skip: bool) -> None:
+        """With every frame decoded: skip (``NONKEY``) the frames up to the next keyframe
+        once none of them will be analysed, or decode them all again (``DEFAULT``).
+
+        Frames after the last analysed one in a GOP are needed by nothing: no later picture
+        depends on them past the next keyframe. Skipping them is the decoder's own option.
+        """
+        if not self.keyframes_only:
+            self.context.skip_frame = "NONKEY" if skip else "DEFAULT"
+
     def decode(self, packet: av.Packet) -> list[av.VideoFrame]:
         return self.context.decode(packet)  # type: ignore[return-value]
 

@@ -413,6 +413,8 @@ class _Reader:
         self.delivered = False
         self.live = False
         self.last_out = float("-inf")
+        self.gop_start: float | None = None  # stamp of the current GOP's keyframe picture
+        self.gop_next = 0.0  # stamp from which the next picture of this GOP is handed on
         self.pace_origin: tuple[float, float] | None = None
         self.last_packet = time.monotonic()
         self.last_picture = self.last_packet
@@ -435,6 +437,7 @@ class _Reader:
         self.keyframe_times.clear()
         self.pace_origin = None
         self.last_out = float("-inf")
+        self.gop_start = None
 
     def packet(self, packet: av.Packet) -> SessionEnd | None:
         """Handle one demuxed packet; a SessionEnd when the session must end."""
@@ -508,6 +511,7 @@ class _Reader:
                     extra={"camera": source.spec.id, "busy": self.load.last_fraction},
                 )
             self.decoder = source._new_decoder(self.stream, wanted, heavy=self.heavy)
+        self.decoder.skip_rest_of_gop(False)  # a new GOP: decode until its analyses are done
         paced_file = self.is_file and not self.offline  # paced by decoded pictures: decode all
         if self.decoder.keyframes_only and not paced_file:
             media_time = None
@@ -548,11 +552,35 @@ class _Reader:
         source.health.add("frames_in")
         # Offline files are sampled in video time, cameras and paced files in wall time.
         stamp = media_time if self.offline and media_time is not None else captured
-        if stamp - self.last_out < self._pacing() / source.analysis_fps:
+        if not self._due(picture, stamp):
             return True  # decoded for continuity, not analysed: no conversion
         self.last_out = stamp
         source._deliver(picture, captured)
         self.delivered = True
+        return True
+
+    def _due(self, picture: av.VideoFrame, stamp: float) -> bool:
+        """Whether this picture is handed on for analysis.
+
+        Decoding frames between keyframes because keyframes alone are too sparse (``auto``
+        mode), the pictures to hand on are
+        laid out on a grid from each keyframe (0, I, 2I, … before the next keyframe); once
+        the last of them is out, the rest of the GOP is skipped inside the decoder. With a
+        keyframe every 2 s and an analysis every second that decodes about half the frames.
+        """
+        interval = 1.0 / self.source.analysis_fps
+        gop = self.keyframe_interval
+        partial = self.source.options.decode == "auto"  # "all" means every frame decoded
+        if self.decoder.keyframes_only or not partial or gop is None or gop <= interval:
+            return stamp - self.last_out >= self._pacing() * interval
+        slack = 0.1 * interval  # arrival jitter of a live stream
+        if picture.key_frame:
+            self.gop_start, self.gop_next = stamp, stamp
+        if self.gop_start is None or stamp + slack < self.gop_next:
+            return False
+        self.gop_next += interval
+        if self.gop_next + slack >= self.gop_start + gop:
+            self.decoder.skip_rest_of_gop(True)  # nothing else in this GOP is analysed
         return True
 
 

@@ -131,8 +131,22 @@ def test_auto_mode_follows_the_analysis_rate(gop_clip: Path) -> None:
     source, frames = run_offline(gop_clip, decode="auto", analysis_fps=5.0)
     health = source.snapshot()
     assert health.decode_mode == "all" and health.keyframe_interval_s == pytest.approx(1.0)
-    # It takes three keyframes (2 s) to measure their interval, then every frame decodes.
-    assert health.frames_in >= 50 and len(frames) >= 12  # vs 5 and 5 with keyframes only
+    # It takes three keyframes (2 s) to measure their interval; then each GOP decodes up to
+    # its last analysed frame (0, 0.2, … 0.8 s: frames 0-20 of 25).
+    assert 40 <= health.frames_in <= 46 and len(frames) >= 12  # vs 5 and 5 keyframes only
+
+
+def test_auto_mode_decodes_a_gop_only_up_to_its_last_analysed_frame(gop_clip: Path) -> None:
+    total, _ = count_packets(gop_clip)
+    source, frames = run_offline(gop_clip, decode="auto", analysis_fps=2.0)
+    health = source.snapshot()
+    assert health.decode_mode == "all"
+    # Two analyses per 1-s GOP: frames 0 and 12 are handed on, frames 13-24 are skipped in
+    # the decoder once the keyframe interval is known (after the first two seconds).
+    assert health.frames_in <= 0.8 * total, (health.frames_in, total)
+    # Keyframes only for the first 2 s (one a second), then two a second: the keyframe and
+    # the frame half a second into its GOP.
+    assert [f.keyframe for f in frames] == [True, True, True, False, True, False]
 
 
 def test_analysis_rate_can_change_while_running(rtsp_server: RtspServer) -> None:
