@@ -34,7 +34,6 @@ export function groupedBars({ rows, series, max, format, testid }) {
     class: "chart bars",
     viewBox: `0 0 ${width} ${height}`,
     role: "img",
-    dataset: { testid },
   });
   for (let tick = 0; tick <= 4; tick++) {
     const value = (top * tick) / 4;
@@ -83,12 +82,11 @@ export function groupedBars({ rows, series, max, format, testid }) {
       );
     });
   });
-  return h("div", { class: "chart-box" }, legend(series), chart);
+  return h("div", { class: "chart-box", dataset: { testid } }, legend(series), chart);
 }
 
 /** Stacked columns over time: columns [{label, values: [number…]}] in series order. */
-export function stackedColumns({ columns, series, testid }) {
-  const width = 960;
+export function stackedColumns({ columns, series, testid, width = 1860 }) {
   const height = 240;
   const left = 40;
   const bottom = 30;
@@ -98,7 +96,7 @@ export function stackedColumns({ columns, series, testid }) {
   const step = plotWidth / Math.max(1, columns.length);
   const barWidth = Math.max(2, step * 0.7);
   const y = (value) => (value / top) * plotHeight;
-  const chart = svg("svg", { class: "chart columns", viewBox: `0 0 ${width} ${height}`, role: "img", dataset: { testid } });
+  const chart = svg("svg", { class: "chart columns", viewBox: `0 0 ${width} ${height}`, role: "img" });
   const ticks = Math.min(4, top);
   for (let tick = 0; tick <= ticks; tick++) {
     const value = Math.round((top * tick) / ticks);
@@ -125,5 +123,5 @@ export function stackedColumns({ columns, series, testid }) {
       );
     }
   });
-  return h("div", { class: "chart-box" }, legend(series), chart);
+  return h("div", { class: "chart-box", dataset: { testid } }, legend(series), chart);
 }

@@ -18,6 +18,7 @@ export class LiveFeed extends EventTarget {
     this.stopped = true;
     this.timer = null;
     this.watchdog = null;
+    this.replayed = 0;
   }
 
   start() {
@@ -46,6 +47,7 @@ export class LiveFeed extends EventTarget {
     const params = new URLSearchParams({ token: token() || "" });
     if (this.lastId !== null) params.set("after", String(this.lastId));
     const socket = new WebSocket(`${scheme}://${location.host}/feed/ws?${params}`);
+    this.replayed = 0;
     this.socket = socket;
     this.resetWatchdog();
     socket.onmessage = (message) => {
@@ -57,15 +59,20 @@ export class LiveFeed extends EventTarget {
         return;
       }
       if (data.type === "hello") {
-        if (this.lastId === null || data.last_id > this.lastId) this.lastId = data.last_id;
+        const first = this.lastId === null;
+        if (first || data.last_id > this.lastId) this.lastId = data.last_id;
         this.delay = 1000;
         this.setState("live");
-        this.dispatchEvent(new CustomEvent("hello", { detail: data }));
+        this.dispatchEvent(
+          new CustomEvent("hello", { detail: { ...data, first, replayed: this.replayed } }),
+        );
+        this.replayed = 0;
       } else if (data.type === "ping") {
         // keeps the watchdog quiet
       } else if (typeof data.id === "number") {
         if (this.lastId !== null && data.id <= this.lastId) return; // already seen
         this.lastId = data.id;
+        this.replayed += 1; // counted until the hello: events the API replayed
         this.dispatchEvent(new CustomEvent("event", { detail: data }));
       }
     };

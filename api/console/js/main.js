@@ -97,7 +97,12 @@ class Console {
       this.store = new CaseStore(this);
       this.feed = new LiveFeed();
       this.feed.addEventListener("state", () => this.renderStatus());
-      this.feed.addEventListener("hello", () => this.store.reload());
+      // The first hello: load the list (events after it arrive live). Later hellos follow
+      // a replay of what was missed (?after=), so the list is already current — unless the
+      // replay hit the API's cap, when only a reload is sure to be complete.
+      this.feed.addEventListener("hello", (e) => {
+        if (e.detail.first || e.detail.replayed >= 1000) this.store.reload();
+      });
       this.feed.addEventListener("event", (e) => this.onFeedEvent(e.detail));
       this.feed.addEventListener("unauthorized", () => this.logout(t("login.expired")));
       this.feed.start();

@@ -23,6 +23,7 @@ export class CaseStore extends EventTarget {
     this.filters = defaultFilters();
     this.fresh = new Set(); // ids that arrived live and were not opened yet
     this.generation = 0;
+    this.touched = new Map(); // cases changed by events during a reload
   }
 
   setFilters(changes) {
@@ -32,6 +33,7 @@ export class CaseStore extends EventTarget {
 
   async reload() {
     const generation = ++this.generation;
+    this.touched = new Map();
     this.loading = true;
     this.changed();
     const f = this.filters;
@@ -46,8 +48,16 @@ export class CaseStore extends EventTarget {
         },
       });
       if (generation !== this.generation) return; // a newer reload won
-      this.cases = new Map(page.items.map((c) => [c.id, c]));
-      this.total = page.total;
+      const cases = new Map(page.items.map((c) => [c.id, c]));
+      // Events that arrived while the list was on its way may be newer than the list.
+      for (const c of this.touched.values()) {
+        const listed = cases.get(c.id);
+        if (listed && listed.updated_at > c.updated_at) continue;
+        if (this.matches(c)) cases.set(c.id, c);
+        else cases.delete(c.id);
+      }
+      this.cases = cases;
+      this.total = Math.max(page.total, cases.size);
       this.error = null;
     } catch (error) {
       if (generation !== this.generation) return;
@@ -78,8 +88,8 @@ export class CaseStore extends EventTarget {
     const data = event.data || {};
     const c = data.case;
     if (!c) return null;
-    const previous = this.cases.get(c.id) || null;
-    if (previous && previous.updated_at > c.updated_at) return null; // older than ours
+    const previous = this.cases.get(c.id) || null; // events arrive in order: c is newest
+    if (this.loading) this.touched.set(c.id, c);
     const created = event.type === "alert" && Boolean(data.case_created);
     if (this.matches(c)) {
       if (!previous) this.total += 1;

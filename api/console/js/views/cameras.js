@@ -187,7 +187,11 @@ export class CamerasView {
         "td",
         {},
         h("div", {}, [camera.location.community, camera.grid_cell].filter(Boolean).join(" · ")),
-        h("div", { class: "muted" }, camera.location.address || this.app.centreName(camera.centre_id)),
+        h(
+          "div",
+          { class: "muted" },
+          camera.location.address || `${camera.location.district} / ${camera.location.street}`,
+        ),
       ),
       h(
         "td",
@@ -210,8 +214,11 @@ export class CamerasView {
       h("td", {}, t(`cameras.origin.${camera.origin}`)),
       h(
         "td",
-        { class: "row-actions" },
-        h("a", { class: "button small", href: `#/cameras/${camera.id}/zones` }, t("cameras.zones")),
+        {},
+        h(
+          "div",
+          { class: "row-actions" },
+          h("a", { class: "button small", href: `#/cameras/${camera.id}/zones` }, t("cameras.zones")),
         canWrite &&
           h(
             "button",
@@ -225,6 +232,7 @@ export class CamerasView {
             { type: "button", class: "small danger", onclick: () => this.remove(camera) },
             t("cameras.delete"),
           ),
+        ),
       ),
     );
   }
@@ -317,7 +325,7 @@ export class CamerasView {
     return h(
       "form",
       { class: "form-grid", onsubmit: (e) => this.save(e) },
-      this.input("id", t("add.id"), { required: true, pattern: "[a-z0-9][a-z0-9_-]{0,63}" }),
+      this.input("id", t("add.id"), { required: true, pattern: "[a-z0-9][a-z0-9_\\-]{0,63}" }),
       this.input("name", t("add.name"), { required: true }),
       this.input("source", t("add.source"), {
         required: true,

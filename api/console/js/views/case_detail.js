@@ -449,7 +449,12 @@ export class CaseDetail {
       );
     } else if (action.action === "dismiss") {
       fields.push(
-        h("label", {}, t("case.reason"), h("textarea", { name: "reason", required: true, rows: 2 })),
+        h(
+          "label",
+          {},
+          t("case.dismiss.reason"),
+          h("textarea", { name: "reason", required: true, rows: 2 }),
+        ),
       );
     } else {
       fields.push(h("label", {}, t("case.note"), h("textarea", { name: "note", rows: 2 })));
