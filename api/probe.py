@@ -91,6 +91,10 @@ def check_host(
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as error:
         raise ProbeRefused(422, f"the host '{host}' does not resolve: {error.strerror}") from None
+    except (UnicodeError, ValueError):  # e.g. characters no DNS name may hold
+        raise ProbeRefused(
+            422, f"{host!r} is not a valid host name: use a DNS name or an IP address"
+        ) from None
     networks = [ipaddress.ip_network(n, strict=False) for n in settings.allowed_networks]
     addresses = []
     for info in infos:

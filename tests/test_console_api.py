@@ -213,6 +213,11 @@ def test_onvif_probe_is_guarded_and_stays_on_the_checked_address(
                 "integrator", "/cameras/onvif-probe", json={**body, "address": "rtsp://x/y"}
             )
             assert malformed.status_code == 422 and "http://" in malformed.json()["detail"]
+            no_name = api.post(
+                "integrator", "/cameras/onvif-probe", json={**body, "address": "J\x1a\x87"}
+            )
+            assert no_name.status_code == 422
+            assert "is not a valid host name" in no_name.json()["detail"]
 
         allowed = make_config(
             f"{sqlite_url}-2",
