@@ -31,6 +31,7 @@ from api.settings import CameraProbeSettings, HttpSettings
 from api.timeutil import utcnow
 from camera_adapters.spec import CameraSpec, Location
 from camera_adapters.zone_spec import ZoneSpec
+from models.datafiles import DataFiles
 from sharpeyes.devservers.redis_server import RedisServer, find_redis_binary
 from tests.api_fixtures import make_config
 from tests.conftest import ARTIFACTS, ROOT
@@ -147,11 +148,12 @@ class Env:
         page.wait_for_selector("[data-testid=user]", timeout=WAIT_MS)
         return page
 
-    def shot(self, page, name: str) -> None:  # type: ignore[no-untyped-def]
+    def shot(self, page, name: str, *, publish: bool = True) -> None:  # type: ignore[no-untyped-def]
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"console-{name}.png"
         page.screenshot(path=str(path))
-        self.shots.append(path.name)
+        if publish:
+            self.shots.append(path.name)
 
 
 @pytest.fixture(scope="module")
@@ -252,7 +254,7 @@ def test_alert_arrives_live_and_is_acknowledged_and_dispatched(env: Env) -> None
     assert case["state"] == "dispatched"  # type: ignore[index]
     assert [d["unit_name"] for d in case["dispatches"]] == ["Riverside police station"]  # type: ignore[index]
     assert page.locator("[data-action=add_units]").count() == 1
-    env.shot(page, "case")
+    env.shot(page, "case", publish=False)  # the README's case view comes from the demo
 
     # a critical gathering: a beep and a banner until someone looks at it
     critical = env.case_of(env.publish(severity=Severity.CRITICAL, count=120))
@@ -348,7 +350,7 @@ def test_roles_see_only_what_they_may_do(env: Env) -> None:
 
 
 # -- 3: cameras with health; add by ONVIF probe; draw zones on the live thumbnail -------------
-def test_integrator_adds_a_camera_and_draws_zones(env: Env) -> None:
+def test_integrator_adds_a_camera_and_draws_zones(env: Env, data: DataFiles) -> None:
     redis = env.api.app.state.redis
     settings = env.api.config.redis
     now = time.time()
@@ -419,12 +421,13 @@ def test_integrator_adds_a_camera_and_draws_zones(env: Env) -> None:
     page.click("[data-testid=add-camera]")  # close the form
     env.shot(page, "cameras")
 
-    # the pipeline worker's latest frame of the new camera (the thumbnail contract)
-    frame = street_jpeg(size=(1280, 720), label="north gate (live)")
+    # the pipeline worker's latest frame of the new camera (the thumbnail contract): a real
+    # camera picture, a frame of the Mall dataset (640×480)
+    frame = data.path("mall/frames/seq_000001.jpg").read_bytes()
     redis.set(settings.thumbnail_key("gate-north"), frame, ex=120)
     page.click("tr[data-camera-id='gate-north'] a:has-text('Zones')")
     page.wait_for_selector("[data-testid=picture-source][data-source=live]", timeout=WAIT_MS)
-    wait_js(page, "document.querySelector('[data-testid=zone-stage] img')?.naturalWidth === 1280")
+    wait_js(page, "document.querySelector('[data-testid=zone-stage] img')?.naturalWidth === 640")
     svg = page.locator("[data-testid=zone-svg]")
 
     def click(x: float, y: float) -> None:

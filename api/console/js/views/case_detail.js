@@ -230,6 +230,7 @@ export class CaseDetail {
     }
     const frame = h("div", { class: "snapshot-frame" }, img, overlay);
     frame.style.aspectRatio = `${width} / ${height}`;
+    frame.style.width = `min(100%, calc((100vh - 330px) * ${width / height}))`;
     figure.append(
       frame,
       h(

@@ -155,6 +155,8 @@ export class ZoneEditorView {
     const p = this.picture || { url: null, width: DEFAULT_SIZE[0], height: DEFAULT_SIZE[1] };
     this.size = [p.width, p.height];
     this.stage.style.aspectRatio = `${p.width} / ${p.height}`;
+    // As wide as the column allows, but never taller than the screen (keeps the aspect).
+    this.stage.style.width = `min(100%, calc((100vh - 210px) * ${p.width / p.height}))`;
     const background = p.url
       ? h("img", { src: p.url, alt: "", draggable: "false" })
       : h("div", { class: "blank" });
