@@ -417,9 +417,13 @@ export class CaseDetail {
                     h(
                       "span",
                       { class: "muted" },
-                      ` ${label("unit", u.kind)} · ${this.app.centreName(u.centre_id)}${
-                        u.phone ? ` · ☎ ${u.phone}` : ""
-                      }`,
+                      ` ${[
+                        label("unit", u.kind),
+                        this.app.centres.get(u.centre_id)?.name, // centres above yours: unnamed
+                        u.phone && `☎ ${u.phone}`,
+                      ]
+                        .filter(Boolean)
+                        .join(" · ")}`,
                     ),
                   ),
                 )
