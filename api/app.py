@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,6 +27,7 @@ from api.routes import (
     auth,
     cameras,
     cases,
+    console,
     dead_letters,
     feed,
     health,
@@ -39,7 +40,7 @@ from api.workflow import WorkflowError
 
 log = logging.getLogger(__name__)
 
-CONSOLE_PATH = "/console"  # left free for the operators' console (static files)
+CONSOLE_PATH = "/console"  # the operators' console (static files, api/console/)
 
 TAGS = [
     {"name": "auth", "description": "Log in (OAuth2 password flow) for a bearer token."},
@@ -176,8 +177,5 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/", include_in_schema=False)
-    def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
-
+    console.mount(app, CONSOLE_PATH)  # the operators' console; / redirects to it
     return app

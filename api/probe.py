@@ -78,10 +78,23 @@ def check_target(
     if not host:
         raise ProbeRefused(422, f"the source URL {redact_url(url)} has no host")
     port = port or (322 if scheme == "rtsps" else 554)
+    return scheme, port, host, check_host(host, port, settings)
+
+
+def check_host(
+    host: str, port: int, settings: CameraProbeSettings, purpose: str = "the connection test"
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """Resolve ``host`` once; the address to connect to, or ProbeRefused when any address
+    it resolves to is internal and not in ``allowed_networks`` (also used by the ONVIF probe).
+    """
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as error:
         raise ProbeRefused(422, f"the host '{host}' does not resolve: {error.strerror}") from None
+    except (UnicodeError, ValueError):  # e.g. characters no DNS name may hold
+        raise ProbeRefused(
+            422, f"{host!r} is not a valid host name: use a DNS name or an IP address"
+        ) from None
     networks = [ipaddress.ip_network(n, strict=False) for n in settings.allowed_networks]
     addresses = []
     for info in infos:
@@ -90,12 +103,12 @@ def check_target(
         if reason and not any(ip in net for net in networks if net.version == ip.version):
             raise ProbeRefused(
                 403,
-                f"the host '{host}' resolves to {ip}, {reason}: the connection test does not "
+                f"the host '{host}' resolves to {ip}, {reason}: {purpose} does not "
                 "reach internal addresses unless their network is listed in "
                 "api.camera_probe.allowed_networks",
             )
         addresses.append(ip)
-    return scheme, port, host, addresses[0]
+    return addresses[0]
 
 
 def probe(

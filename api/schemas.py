@@ -150,6 +150,28 @@ class CaseDetail(CaseOut):
     feedback: list[FeedbackOut] = Field(default_factory=list)
 
 
+class CaseActionOut(BaseModel):
+    """One thing the caller may do with a case now."""
+
+    action: Literal[
+        "acknowledge",
+        "dispatch",
+        "add_units",
+        "feedback",
+        "start",
+        "resolve",
+        "close",
+        "reopen",
+        "dismiss",
+    ]
+    to: CaseState | None = Field(description="The state it leads to (null: it stays).")
+    method: str
+    path: str = Field(description="Where to send it.")
+    needs: list[str] = Field(
+        default_factory=list, description="Body fields that must be given (e.g. reason)."
+    )
+
+
 class CaseCreate(BaseModel):
     """A case opened by an operator (e.g. seen on a video patrol or reported by phone)."""
 

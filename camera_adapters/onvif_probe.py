@@ -311,6 +311,8 @@ async def _probe(
         if not profiles and MEDIA_NS not in camera.xaddrs and MEDIA2_NS not in camera.xaddrs:
             notes.append("the device offers no media service (is it a camera?)")
         if nat_override:
+            # Host only: the library's own rewrite (used for the service addresses) would
+            # also put the ONVIF port into the RTSP and snapshot URIs.
             profiles = {
                 token: replace(
                     p,
@@ -357,14 +359,14 @@ async def _media1_profiles(camera: Any) -> list[OnvifProfile]:
                     "ProfileToken": token,
                 }
             )
-            stream_uri = camera.rewrite_url(reply.Uri)
+            stream_uri = reply.Uri
         except Exception as error:
             if _is_auth_failure(error):
                 raise
             log.info("GetStreamUri failed", extra={"profile": token, "error": str(error)})
         try:
             reply = await media.GetSnapshotUri({"ProfileToken": token})
-            snapshot_uri = camera.rewrite_url(reply.Uri)
+            snapshot_uri = reply.Uri
         except Exception as error:
             if _is_auth_failure(error):
                 raise
@@ -418,14 +420,14 @@ async def _media2_profiles(
                     reply = await service.GetStreamUri(
                         {"Protocol": protocol, "ProfileToken": token}
                     )
-                    stream_uri = camera.rewrite_url(reply)
+                    stream_uri = reply
                     break
                 except Exception as error:
                     if _is_auth_failure(error):
                         raise
             try:
                 reply = await service.GetSnapshotUri({"ProfileToken": token})
-                snapshot_uri = camera.rewrite_url(reply)
+                snapshot_uri = reply
             except Exception as error:
                 if _is_auth_failure(error):
                     raise

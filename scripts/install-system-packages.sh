@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Install the Debian packages SharpEyes needs for a target, only those missing.
 #   demo: GStreamer's RTSP server (serves the sample clip as a live camera)
-#   test: the demo's packages plus redis-server, chromium, PostgreSQL 15, and iproute2 (the
-#         ONVIF multicast-discovery test sets up a private network namespace with `ip`)
+#   test: the demo's packages plus redis-server, chromium, PostgreSQL 15, iproute2 (the
+#         ONVIF multicast-discovery test sets up a private network namespace with `ip`) and
+#         a CJK font (the console tests render its zh-CN pages in chromium)
 set -euo pipefail
 target="${1:-demo}"
 demo_pkgs=(python3 python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base
            gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
-test_pkgs=("${demo_pkgs[@]}" redis-server chromium postgresql-15 iproute2)
+test_pkgs=("${demo_pkgs[@]}" redis-server chromium postgresql-15 iproute2 fonts-wqy-microhei)
 case "$target" in
   demo) wanted=("${demo_pkgs[@]}") ;;
   test) wanted=("${test_pkgs[@]}") ;;

@@ -174,6 +174,7 @@ def run_demo(
                 "\nSharpEyes demo is running" + env_note + "\n"
                 f"  cameras:   {', '.join(rtsp.url(m) for m in mounts)} (RTSP, looping)\n"
                 f"  redis:     {redis_server.url}\n"
+                f"  console:   {base}/console/   (operators' web console)\n"
                 f"  API:       {base}   (interactive docs: {base}/docs)\n"
                 f"  cases:     {base}/cases   (log in first: POST {base}/auth/token)\n"
                 f"  logins:    admin, operator, dispatcher, integrator — password "

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,8 +17,8 @@ from starlette.concurrency import run_in_threadpool
 from api.cameras import spec_of, store_spec
 from api.deps import DbSession, Principal, requires
 from api.organisation import ensure_location
-from api.orm import Camera, GridCell
-from api.probe import ProbeRefused, ProbeResult, probe
+from api.orm import Alert, Camera, GridCell, Snapshot
+from api.probe import ProbeRefused, ProbeResult, check_host, probe
 from api.timeutil import utcnow
 from camera_adapters.spec import CameraSpec, Location
 from camera_adapters.zone_spec import ZoneSpec
@@ -292,3 +293,207 @@ def one_camera_health(
     if raw is None:
         return {"camera_id": camera_id, "state": "unknown", "reported": False}
     return {"camera_id": camera_id, "reported": True, **json.loads(raw)}
+
+
+class OnvifProbeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    address: str = Field(
+        min_length=1,
+        max_length=500,
+        description="The device: HOST, HOST:PORT or http(s)://HOST[:PORT] (ONVIF is often on "
+        "port 80, 8000, 8080 or 8899).",
+    )
+    username: str | None = Field(None, max_length=200)
+    password: str | None = Field(None, max_length=200)
+
+
+class OnvifProfileOut(BaseModel):
+    token: str
+    name: str
+    service: str = Field(description="media (ONVIF Media) or media2 (Media2, H.265 aware)")
+    encoding: str | None
+    width: int | None
+    height: int | None
+    fps: float | None
+    keyframe_interval_s: float | None
+    stream_uri: str | None = Field(description="The RTSP URI, without credentials.")
+
+
+class OnvifProbeOut(BaseModel):
+    ok: bool
+    stage: str = Field(description="connect, auth, onvif (not an ONVIF answer) or done")
+    message: str
+    address: str = Field(description="The device address that was contacted (checked IP).")
+    manufacturer: str | None = None
+    model: str | None = None
+    firmware: str | None = None
+    serial: str | None = None
+    profiles: list[OnvifProfileOut] = Field(default_factory=list)
+    recommended_profile: str | None = Field(
+        None, description="The profile to analyse: the smallest H.264/H.265 stream ≥ 640 px."
+    )
+    suggested_id: str | None = None
+    suggested_name: str | None = None
+    notes: list[str] = Field(default_factory=list)
+
+
+@router.post(
+    "/onvif-probe",
+    response_model=OnvifProbeOut,
+    responses={403: {}, 422: {}},
+    summary="Read an ONVIF camera's identity and streams",
+)
+async def onvif_probe_device(
+    body: OnvifProbeRequest, request: Request, principal: Writer
+) -> OnvifProbeOut:
+    """Ask an ONVIF device for its identity and media profiles (GetProfiles, GetStreamUri),
+    to add it as a camera by one of its RTSP URIs.
+
+    Guarded like the connection test: the host is resolved once and must be public or in
+    ``api.camera_probe.allowed_networks``, and every SOAP request goes to that checked
+    address — service addresses the device advertises are rewritten to it, so a device
+    cannot send the API elsewhere. A device that does not answer, refuses the credentials
+    or is not ONVIF is ``ok: false`` with the ``stage`` it failed at.
+    """
+    from camera_adapters import onvif_probe
+
+    settings = request.app.state.config.http.camera_probe
+    try:
+        target = onvif_probe.parse_device_address(body.address)
+    except ValueError as error:
+        raise HTTPException(422, str(error)) from None
+    try:
+        address = await run_in_threadpool(
+            check_host, target.host, target.port, settings, "the ONVIF probe"
+        )
+    except ProbeRefused as refused:
+        raise HTTPException(refused.status, str(refused)) from None
+    checked = onvif_probe.DeviceAddress(str(address), target.port, target.scheme)
+    try:
+        camera = await onvif_probe.probe_async(
+            checked,
+            body.username or None,
+            body.password,
+            timeout=max(10.0, 3 * settings.timeout_s),
+            nat_override=True,  # every request to the checked address, never to an XAddr
+        )
+    except onvif_probe.OnvifError as error:
+        stage = (
+            "auth"
+            if isinstance(error, onvif_probe.OnvifAuthError)
+            else "connect"
+            if isinstance(error, onvif_probe.OnvifUnreachable)
+            else "onvif"
+        )
+        return OnvifProbeOut(ok=False, stage=stage, message=str(error), address=str(checked))
+    profiles = [
+        OnvifProfileOut(
+            token=p.token,
+            name=p.name,
+            service=p.service,
+            encoding=p.encoding,
+            width=p.width,
+            height=p.height,
+            fps=p.fps,
+            keyframe_interval_s=p.keyframe_interval_s,
+            stream_uri=_without_userinfo(p.stream_uri),
+        )
+        for p in camera.profiles
+    ]
+    try:
+        recommended: str | None = camera.choose_profile().token
+        spec = camera.camera_spec(password=body.password)
+        message = f"{len(camera.streamable_profiles())} stream(s); recommended: {recommended}"
+    except onvif_probe.OnvifError as error:
+        recommended, spec, message = None, None, str(error)
+    return OnvifProbeOut(
+        ok=recommended is not None,
+        stage="done",
+        message=message,
+        address=str(checked),
+        manufacturer=camera.info.manufacturer,
+        model=camera.info.model,
+        firmware=camera.info.firmware,
+        serial=camera.info.serial,
+        profiles=profiles,
+        recommended_profile=recommended,
+        suggested_id=spec.id if spec else camera.default_id(),
+        suggested_name=spec.name if spec else None,
+        notes=list(camera.notes),
+    )
+
+
+def _without_userinfo(uri: str | None) -> str | None:
+    if not uri:
+        return None
+    parts = urlsplit(uri)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]))
+
+
+@router.get(
+    "/{camera_id}/thumbnail.jpg",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"image/jpeg": {}},
+            "description": "The JPEG; header X-Thumbnail-Source says live or alert",
+        },
+        404: {"description": "No such camera, or no picture of it"},
+        503: {"description": "Redis unavailable"},
+    },
+    summary="The camera's current view (for drawing zones)",
+)
+def camera_thumbnail(
+    camera_id: str,
+    request: Request,
+    session: DbSession,
+    principal: Reader,
+    fallback: Annotated[
+        Literal["none", "alert"],
+        Query(description="alert: when there is no live thumbnail, the newest alert snapshot"),
+    ] = "none",
+) -> Response:
+    """The latest frame the camera's pipeline worker stored in Redis (refreshed with its
+    health report, kept ``redis.thumbnail_ttl_s``). The API never decodes video."""
+    camera = visible_camera(session, principal, camera_id)
+    settings = request.app.state.config.redis
+    problem = None
+    try:
+        data = request.app.state.redis.get(settings.thumbnail_key(camera.id))
+    except redis.RedisError as error:
+        data, problem = None, f"Redis unavailable: {error}"
+    if data:
+        return Response(
+            data,
+            media_type="image/jpeg",
+            headers={"Cache-Control": "no-store", "X-Thumbnail-Source": "live"},
+        )
+    if fallback == "alert":
+        row = session.execute(
+            select(Snapshot.data, Snapshot.content_type, Alert.occurred_at)
+            .join(Alert, Snapshot.alert_id == Alert.id)
+            .where(Alert.camera_id == camera.id)
+            .order_by(Alert.occurred_at.desc(), Alert.id.desc())
+            .limit(1)
+        ).first()
+        if row is not None:
+            return Response(
+                row.data,
+                media_type=row.content_type,
+                headers={
+                    "Cache-Control": "no-store",
+                    "X-Thumbnail-Source": "alert",
+                    "X-Thumbnail-Taken-At": row.occurred_at.isoformat(),
+                },
+            )
+    if problem is not None:
+        raise HTTPException(503, problem)
+    ttl = settings.thumbnail_ttl_s
+    raise HTTPException(
+        404,
+        f"camera '{camera.id}' has no current picture: no pipeline worker has stored a frame "
+        f"of it in the last {ttl} s (is the camera running and live? see "
+        f"GET /cameras/{camera.id}/health)"
+        + ("" if fallback == "alert" else "; ?fallback=alert serves its newest alert snapshot"),
+    )

@@ -9,10 +9,12 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from api import workflow
+from api.case_actions import actions_for
 from api.deps import DbId, DbSession, OptionalId, Principal, requires
 from api.organisation import OrgTree
 from api.orm import Camera, Case, Centre, Feedback, FeedbackPhoto, Unit
 from api.schemas import (
+    CaseActionOut,
     CaseCreate,
     CaseDetail,
     CaseEventOut,
@@ -151,6 +153,17 @@ def create_case(body: CaseCreate, session: DbSession, principal: Handler) -> Cas
 @router.get("/{case_id}", response_model=CaseDetail, responses=NOT_FOUND)
 def get_case(case_id: DbId, session: DbSession, principal: Reader) -> CaseDetail:
     return detail(session, visible_case(session, principal, case_id))
+
+
+@router.get("/{case_id}/actions", response_model=list[CaseActionOut], responses=NOT_FOUND)
+def case_actions(case_id: DbId, session: DbSession, principal: Reader) -> list[CaseActionOut]:
+    """What you may do with the case now: its next states that your role allows, plus
+    feedback and adding units where they apply (a console shows exactly these)."""
+    case = visible_case(session, principal, case_id)
+    return [
+        CaseActionOut(action=a.action, to=a.to, method=a.method, path=a.path, needs=list(a.needs))
+        for a in actions_for(case.id, case.state, principal.can)
+    ]
 
 
 @router.get("/{case_id}/history", response_model=list[CaseEventOut], responses=NOT_FOUND)
