@@ -48,6 +48,7 @@ class BenchConfig:
     latency_target_s: float = 2.0
     rate_tolerance: float = 0.9  # share of the target rate a step must reach on average
     refine: bool = True  # one extra step between the last passing and the first failing K
+    receive_cameras: int = 32  # streams received alone (no decoding) to price the network input
     variants: list[str] = field(default_factory=lambda: list(VARIANTS))
     out_dir: Path = RESULTS
     name: str = "throughput"
@@ -125,6 +126,7 @@ class Runner:
         self.progress = progress
         self.steps: list[Step] = []
         self.floor: dict[str, Any] = {}
+        self.receive: dict[str, Any] = {}
         self.clip: Path | None = None
         self.services: list[psutil.Process] = []
         self.logs = config.out_dir / f"{config.name}.log"
@@ -224,7 +226,7 @@ class Runner:
         k_max = max(c.ks)
         mounts = {f"cam{i:03d}": self.clip for i in range(k_max)}
         if self.progress:
-            total = 1 + len(c.rates) * len(c.variants) * (len(c.ks) + int(c.refine))
+            total = 2 + len(c.rates) * len(c.variants) * (len(c.ks) + int(c.refine))
             self._overall = self.progress.add_task("all steps (at most)", total=total)
         with RtspServer(mounts) as rtsp, RedisServer() as redis:
             assert rtsp.process is not None and redis.process is not None
@@ -236,8 +238,15 @@ class Runner:
                 "floor (alone)",
                 20,
             )  # fmt: skip
+            receivers = min(k_max, c.receive_cameras)
+            self.receive = self._worker(
+                {"variant": "receive", "urls": urls[:receivers], "warmup_s": c.warmup_s,
+                 "duration_s": 20.0},
+                f"receive alone K={receivers}",
+                c.warmup_s + 25,
+            )  # fmt: skip
             if self._overall is not None:
-                self.progress.advance(self._overall)
+                self.progress.advance(self._overall, 2)
             for rate in c.rates:
                 self._raise_k(rate, urls, redis.url)
         if self._overall is not None:
@@ -302,6 +311,12 @@ class Runner:
                 )
             if ours and ours["cpu_per_stream"]:
                 row["sharpeyes_cost_over_floor"] = ours["cpu_per_stream"] / floor_per_stream
+                receive = self.receive.get("cpu_per_stream")
+                if receive:
+                    row["receive_cpu_per_stream"] = receive
+                    row["sharpeyes_cost_over_floor_with_receive"] = ours["cpu_per_stream"] / (
+                        floor_per_stream + receive
+                    )
             out[f"{rate:g}"] = row
         return out
 
@@ -333,6 +348,7 @@ class Runner:
             "config": {**asdict(c), "out_dir": str(c.out_dir)},
             "clip": str(self.clip),
             "floor": self.floor,
+            "receive": self.receive,
             "steps": [{**asdict(s), "cpu_per_stream": s.cpu_per_stream} for s in self.steps],
             "summary": self.summary(),
         }

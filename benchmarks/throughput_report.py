@@ -73,14 +73,15 @@ def write_markdown(doc: dict[str, Any], path: Path, plot_name: str) -> None:
     lines += [
         "",
         "| analyses/s per camera | SharpEyes / baseline (max K) | SharpEyes / baseline (CPU "
-        "cost) | SharpEyes cost / floor |",
-        "|---|---|---|---|",
+        "cost) | SharpEyes cost / floor | SharpEyes cost / (floor + receiving) |",
+        "|---|---|---|---|---|",
     ]
     for rate, row in doc["summary"].items():
         over_floor = _ratio(row.get("sharpeyes_cost_over_floor"))
+        with_receive = _ratio(row.get("sharpeyes_cost_over_floor_with_receive"))
         lines.append(
             f"| {rate} | {_ratio(row.get('measured_ratio'))} | "
-            f"{_ratio(row.get('projected_ratio'))} | {over_floor} |"
+            f"{_ratio(row.get('projected_ratio'))} | {over_floor} | {with_receive} |"
         )
     lines += [
         "",
@@ -101,6 +102,17 @@ def write_markdown(doc: dict[str, Any], path: Path, plot_name: str) -> None:
         f"{_f(floor['detect_cpu_s_batched'] * 1000, 2)} ms CPU per image",
         f"- per analysis: {_f(floor['per_analysis_cpu_s'] * 1000, 2)} ms CPU",
         "",
+    ]
+    receive = doc.get("receive") or {}
+    if receive.get("cpu_per_stream"):
+        lines += [
+            f"Receiving alone (not in the floor, paid by every live reader): "
+            f"{_f(receive['cpu_per_stream'], 4)} CPU-s per stream-second — {receive['cameras']} "
+            "RTSP/TCP streams demultiplexed by PyAV, every packet read, nothing decoded "
+            f"({receive['packets']} packets in {_f(receive['window_s'], 1)} s).",
+            "",
+        ]
+    lines += [
         "## Every step",
         "",
         "| rate | side | K | analyses/s (mean / min) | p50 | p99 | behind stream | CPU-s per "
@@ -160,6 +172,10 @@ def write_plot(doc: dict[str, Any], path: Path) -> None:
         floor = doc["summary"][rate]["floor_cpu_per_stream"]
         cost_ax.axhline(floor, color="tab:green", linestyle="--", label="floor")
         cost_ax.axhline(1.3 * floor, color="tab:green", linestyle=":", label="1.3 × floor")
+        receive = doc["summary"][rate].get("receive_cpu_per_stream")
+        if receive:
+            cost_ax.axhline(floor + receive, color="tab:gray", linestyle="--",
+                            label="floor + receiving")  # fmt: skip
         cost_ax.set_title(f"{rate} analyses/s per camera")
         cost_ax.set_xlabel("cameras (K)")
         cost_ax.set_ylabel("CPU-s per stream-second (× = step failed)")

@@ -9,6 +9,8 @@ prints one JSON line with its measurements on stdout.
 - ``sharpeyes``: the real ``PipelineService`` (PyAV sources with keyframe-only decoding where
   it suffices, the scheduler, the dynamic batcher, the detector, gathering rules, Redis).
 - ``floor``: keyframe decode and detection timed alone, one after the other, on the clip file.
+- ``receive``: receiving and demultiplexing the RTSP streams alone (nothing decoded), the part
+  of every live reader's cost the file-based floor leaves out.
 
 Usage (the orchestrator does this): ``python -m benchmarks.throughput_workers '<json>'``.
 """
@@ -258,7 +260,61 @@ def run_floor(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-WORKERS = {"baseline": run_baseline, "sharpeyes": run_sharpeyes, "floor": run_floor}
+# -- receiving alone ---------------------------------------------------------------------------
+def run_receive(config: dict[str, Any]) -> dict[str, Any]:
+    """What any reader of a live RTSP stream pays before decoding: RTP over TCP in, demux.
+
+    The floor is measured on the clip file, so it leaves out receiving the stream; this
+    measures that part alone (PyAV demux of every packet, nothing decoded) for the given
+    cameras, so the report can say how much of SharpEyes' cost above the floor is the
+    network input rather than the pipeline.
+    """
+    import av
+
+    urls: list[str] = config["urls"]
+    names = [f"cam{i:03d}" for i in range(len(urls))]
+    recorder = Recorder(names)
+    stop = threading.Event()
+    packets = dict.fromkeys(names, 0)
+    failures: list[str] = []
+
+    def camera(name: str, url: str) -> None:
+        try:
+            with av.open(url, options={"rtsp_transport": "tcp"}, timeout=10.0) as container:
+                stream = container.streams.video[0]
+                for packet in container.demux(stream):
+                    if stop.is_set():
+                        return
+                    if packet.size:
+                        packets[name] += 1
+        except av.FFmpegError as error:
+            failures.append(f"{name}: {error}")
+
+    threads = [
+        threading.Thread(target=camera, args=(n, u), daemon=True)
+        for n, u in zip(names, urls, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        result = _window(config, recorder, stop)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+    result["cpu_per_stream"] = result["cpu_s"] / (result["window_s"] * len(urls))
+    result["packets"] = sum(packets.values())
+    result["cameras"] = len(urls)
+    result["errors"] = failures
+    return result
+
+
+WORKERS = {
+    "baseline": run_baseline,
+    "sharpeyes": run_sharpeyes,
+    "floor": run_floor,
+    "receive": run_receive,
+}
 
 
 def main(argv: list[str]) -> int:

@@ -518,7 +518,14 @@ class _Reader:
             if packet.pts is not None and packet.time_base is not None:
                 media_time = float(packet.pts * packet.time_base)
             stamp = media_time if self.offline and media_time is not None else source._clock()
-            self.decoder.skip_pictures(stamp - self.last_out < self._pacing() / source.analysis_fps)
+            skip = stamp - self.last_out < self._pacing() / source.analysis_fps
+            self.decoder.skip_pictures(skip)
+            if skip:
+                # No picture is wanted from this keyframe: the stall watchdog must not count
+                # the time until the next one handed on (up to an analysis interval) as a
+                # stream that stopped decoding. A keyframe that is decoded and fails keeps
+                # the clock running, so a corrupt stream is still caught.
+                self.last_picture = time.monotonic()
 
     def _pacing(self) -> float:
         """Fraction of the analysis interval after which the next picture is handed on.
@@ -562,10 +569,10 @@ class _Reader:
     def _due(self, picture: av.VideoFrame, stamp: float) -> bool:
         """Whether this picture is handed on for analysis.
 
-        Decoding frames between keyframes because keyframes alone are too sparse (``auto``
-        mode), the pictures to hand on are
-        laid out on a grid from each keyframe (0, I, 2I, … before the next keyframe); once
-        the last of them is out, the rest of the GOP is skipped inside the decoder. With a
+        When keyframes alone are too sparse (``auto`` mode decoding between keyframes), the
+        pictures to hand on lie on a grid from each keyframe (0, I, 2I, … before the next
+        keyframe); once the last of them is out, the rest of the GOP is skipped inside the
+        decoder. With a
         keyframe every 2 s and an analysis every second that decodes about half the frames.
         """
         interval = 1.0 / self.source.analysis_fps

@@ -62,6 +62,28 @@ def test_rtsp_over_tcp_decodes_keyframes_only(rtsp_server: RtspServer) -> None:
         assert abs(time.time() - frame.captured_at) < 30
 
 
+def test_keyframes_skipped_at_a_low_rate_are_not_a_stall(rtsp_server: RtspServer) -> None:
+    """At 0.05 analyses/s a keyframe every second is decoded only every 10 s: the keyframes
+    skipped on purpose in between must not look like a stream that stopped decoding (the
+    watchdog's limit here is 5 s). Found by the throughput benchmark at 0.2/s and 128 cameras,
+    where skipped keyframes and a busy machine made healthy cameras reconnect."""
+    source = PyAVSource(
+        camera(rtsp_server.url("cam2"), transport="tcp"),
+        SourceOptions(analysis_size=(320, 320), analysis_fps=0.05, decode="keyframes"),
+    )
+    source.start()
+    try:
+        wait_for(source.frames.take, 20)  # the first keyframe is handed on at once
+        started, seen = time.monotonic(), source.snapshot().keyframes_in
+        wait_for(lambda: source.snapshot().keyframes_in >= seen + 12, 30)
+        health = source.snapshot()
+        assert time.monotonic() - started > 10  # longer than the watchdog's 5 s
+    finally:
+        assert source.stop(10)
+    assert health.state == SourceState.LIVE and health.reconnects == 0, health.last_error
+    assert health.frames_in <= 3  # the keyframes in between were skipped, not decoded
+
+
 def test_rtsp_over_udp_in_a_private_network_namespace(sample_clip: Path) -> None:
     """FFmpeg binds its RTP receive ports on the wildcard address (it has no option to bind
     them to 127.0.0.1), so the UDP session runs where the only network is a private loopback."""
