@@ -104,14 +104,19 @@ def write_markdown(doc: dict[str, Any], path: Path, plot_name: str) -> None:
         "",
     ]
     receive = doc.get("receive") or {}
-    if receive.get("cpu_per_stream"):
+    if receive:
         lines += [
-            f"Receiving alone (not in the floor, paid by every live reader): "
-            f"{_f(receive['cpu_per_stream'], 4)} CPU-s per stream-second — {receive['cameras']} "
-            "RTSP/TCP streams demultiplexed by PyAV, every packet read, nothing decoded "
-            f"({receive['packets']} packets in {_f(receive['window_s'], 1)} s).",
+            "Receiving alone (not in the floor, paid by every live reader): the RTSP/TCP "
+            "streams demultiplexed by PyAV in one process, every packet read, nothing decoded, "
+            "at the camera counts the summary compares at:",
             "",
         ]
+        for k, r in sorted(receive.items(), key=lambda item: int(item[0])):
+            lines.append(
+                f"- K = {k}: {_f(r['cpu_per_stream'], 4)} CPU-s per stream-second "
+                f"({r['packets']} packets in {_f(r['window_s'], 1)} s)"
+            )
+        lines.append("")
     lines += [
         "## Every step",
         "",

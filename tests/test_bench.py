@@ -49,6 +49,15 @@ def test_tiny_benchmark_writes_json_markdown_and_plot(tmp_path: Path) -> None:
     assert summary["floor_cpu_per_stream"] == pytest.approx(floor["per_analysis_cpu_s"])
     for key in ("baseline", "sharpeyes"):
         assert summary[key]["cpu_per_stream"] is None or summary[key]["cpu_per_stream"] > 0
+    receive = doc["receive"]["2"]  # receiving alone, priced at the K SharpEyes is compared at
+    assert receive["cameras"] == 2 and receive["packets"] > 0 and not receive["errors"]
+    assert receive["cpu_per_stream"] > 0
+    if sides["sharpeyes"]["passed"]:  # a 4-s window is short: the step may fail on its rate
+        assert summary["receive_cpu_per_stream"] == receive["cpu_per_stream"]
+        expected = summary["sharpeyes"]["cpu_per_stream"] / (
+            summary["floor_cpu_per_stream"] + receive["cpu_per_stream"]
+        )
+        assert summary["sharpeyes_cost_over_floor_with_receive"] == pytest.approx(expected)
 
     markdown = (tmp_path / "throughput.md").read_text()
     for expected in ("## Summary", "| 1 | baseline | 2 |", "| 1 | sharpeyes | 2 |", "floor",
