@@ -280,7 +280,10 @@ def run_receive(config: dict[str, Any]) -> dict[str, Any]:
 
     def camera(name: str, url: str) -> None:
         try:
-            with av.open(url, options={"rtsp_transport": "tcp"}, timeout=10.0) as container:
+            # Opened as the sources open cameras: FFmpeg's socket timeout bounds reads, PyAV's
+            # (a GIL-taking callback on every socket read) only the opening.
+            options = {"rtsp_transport": "tcp", "timeout": "5000000"}
+            with av.open(url, options=options, timeout=(10.0, None)) as container:
                 stream = container.streams.video[0]
                 for packet in container.demux(stream):
                     if stop.is_set():
