@@ -23,6 +23,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,6 +98,30 @@ def _window(config: dict[str, Any], recorder: Recorder, stop: threading.Event) -
         }
 
 
+def _window_with_threads(
+    config: dict[str, Any],
+    recorder: Recorder,
+    stop: threading.Event,
+    camera: Callable[[str, str], None],
+    names: list[str],
+    urls: list[str],
+) -> dict[str, Any]:
+    """One thread per camera running ``camera(name, url)`` until the window has been
+    measured; the threads are told to stop and joined before returning."""
+    threads = [
+        threading.Thread(target=camera, args=(n, u), daemon=True)
+        for n, u in zip(names, urls, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        return _window(config, recorder, stop)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+
+
 def _detector(config: dict[str, Any]):  # type: ignore[no-untyped-def]
     from models.onnx_detector import load_detector
     from models.settings import DetectorSettings
@@ -142,18 +167,7 @@ def run_baseline(config: dict[str, Any]) -> dict[str, Any]:
         finally:
             capture.release()
 
-    threads = [
-        threading.Thread(target=camera, args=(n, u), daemon=True)
-        for n, u in zip(names, urls, strict=True)
-    ]
-    for thread in threads:
-        thread.start()
-    try:
-        result = _window(config, recorder, stop)
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(10)
+    result = _window_with_threads(config, recorder, stop, camera, names, urls)
     result["errors"] = failures
     return result
 
@@ -293,18 +307,7 @@ def run_receive(config: dict[str, Any]) -> dict[str, Any]:
         except av.FFmpegError as error:
             failures.append(f"{name}: {error}")
 
-    threads = [
-        threading.Thread(target=camera, args=(n, u), daemon=True)
-        for n, u in zip(names, urls, strict=True)
-    ]
-    for thread in threads:
-        thread.start()
-    try:
-        result = _window(config, recorder, stop)
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(10)
+    result = _window_with_threads(config, recorder, stop, camera, names, urls)
     result["cpu_per_stream"] = result["cpu_s"] / (result["window_s"] * len(urls))
     result["packets"] = sum(packets.values())
     result["cameras"] = len(urls)
