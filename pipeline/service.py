@@ -77,6 +77,10 @@ class PipelineService:
         self.detector = detector
         self.publisher = publisher
         self.settings = settings
+        # Resolved by plan_inference (which also sets the detector's threads); a detector
+        # built without it gets one call at a time, which is always safe.
+        self.inference_workers = settings.inference_workers or 1
+        self.max_batch = settings.max_batch or 16
         self.sink = AlertSink(publisher, settings, self.metrics)
         self.on_result = on_result
         self._clock = clock
@@ -98,7 +102,7 @@ class PipelineService:
                 latency_target_s=settings.latency_target_s,
                 min_scale=settings.min_rate_fraction,
                 window_s=settings.rate_window_s,
-                workers=settings.inference_workers,
+                workers=self.inference_workers,
             ),
             now=clock(),
             on_change=self._rates_changed,
@@ -106,7 +110,7 @@ class PipelineService:
         self.batcher = Batcher(
             self.scheduler,
             detector,
-            max_batch=settings.max_batch,
+            max_batch=self.max_batch,
             max_wait_s=settings.max_wait_ms / 1000.0,
             clock=clock,
             metrics=self.metrics,
@@ -136,6 +140,7 @@ class PipelineService:
             analysis_size=self.detector.input_size,
             analysis_fps=fps,
             decode=self.settings.decode,
+            even_spacing=self.settings.even_spacing,
             hwaccel=self.settings.hwaccel,
         )
         source = self._source_factory(spec, options)
@@ -213,9 +218,9 @@ class PipelineService:
             extra={
                 "cameras": len(cameras),
                 "detector": self.detector.name,
-                "max_batch": self.settings.max_batch,
+                "max_batch": self.max_batch,
                 "max_wait_ms": self.settings.max_wait_ms,
-                "inference_workers": self.settings.inference_workers,
+                "inference_workers": self.inference_workers,
             },
         )
 
@@ -232,7 +237,7 @@ class PipelineService:
         self.start()
         workers = [
             threading.Thread(target=self._work, args=(stop,), name=f"inference-{i}", daemon=True)
-            for i in range(self.settings.inference_workers)
+            for i in range(self.inference_workers)
         ]
         for worker in workers:
             worker.start()

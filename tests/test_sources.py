@@ -111,6 +111,17 @@ def test_keyframe_mode_decodes_only_keyframes_at_the_model_size(gop_clip: Path) 
     assert health.decode_mode == "keyframes" and health.decoder == "h264 on cpu, 1 thread(s)"
 
 
+def test_sparse_keyframes_are_taken_at_the_analysis_rate_not_above_it(sample_clip: Path) -> None:
+    """Keyframes every second, an analysis every 5 s: the keyframe nearest each due time is
+    decoded (0, 3, 8, 13, 18 s), no other. Taking any keyframe half an interval after the
+    last one decoded and handed on 0, 3, 6, … 18 s: 7 pictures, 0.35/s instead of 0.2/s."""
+    clip = sample_clips.transcode(sample_clip, size=(320, 180), fps=10, gop=10, seconds=20)
+    source, frames = run_offline(clip, decode="keyframes", analysis_fps=0.2)
+    stamps = [round(f._decoded.time) for f in frames]
+    assert stamps == [0, 3, 8, 13, 18]
+    assert source.snapshot().frames_in == len(frames), "a keyframe decoded is one handed on"
+
+
 def test_full_decode_decodes_every_frame_and_converts_only_due_ones(gop_clip: Path) -> None:
     total, _ = count_packets(gop_clip)
     source, frames = run_offline(gop_clip, decode="all", analysis_fps=2.0)
@@ -141,12 +152,27 @@ def test_auto_mode_decodes_a_gop_only_up_to_its_last_analysed_frame(gop_clip: Pa
     source, frames = run_offline(gop_clip, decode="auto", analysis_fps=2.0)
     health = source.snapshot()
     assert health.decode_mode == "all"
-    # Two analyses per 1-s GOP: frames 0 and 12 are handed on, frames 13-24 are skipped in
+    # Two analyses per 1-s GOP: frames 0 and 8 are handed on, frames 9-24 are skipped in
     # the decoder once the keyframe interval is known (after the first two seconds).
     assert health.frames_in <= 0.8 * total, (health.frames_in, total)
     # Keyframes only for the first 2 s (one a second), then two a second: the keyframe and
-    # the frame half a second into its GOP.
+    # the first frame the scheduler accepts for the due time half a second into its GOP.
     assert [f.keyframe for f in frames] == [True, True, True, False, True, False]
+
+
+def test_between_keyframes_the_earliest_acceptable_frame_is_analysed(gop_clip: Path) -> None:
+    """2/s on 1-s GOPs: the frame for the due time at 0.5 s is taken from 0.3 s (0.4 of an
+    interval early, which the scheduler accepts), so the GOP is decoded to frame 8, not 12;
+    ``even_spacing`` takes the frame nearest the due time. Same number of analyses."""
+    early, early_frames = run_offline(gop_clip, decode="auto", analysis_fps=2.0)
+    even, even_frames = run_offline(gop_clip, decode="auto", analysis_fps=2.0, even_spacing=True)
+
+    def offsets(frames: list[Frame]) -> set[float]:
+        return {round(f._decoded.time % 1.0, 2) for f in frames if not f.keyframe}
+
+    assert offsets(early_frames) == {0.32} and offsets(even_frames) == {0.48}
+    assert len(early_frames) == len(even_frames)
+    assert early.snapshot().frames_in < even.snapshot().frames_in - 5
 
 
 def test_analysis_rate_can_change_while_running(rtsp_server: RtspServer) -> None:

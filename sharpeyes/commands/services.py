@@ -21,6 +21,7 @@ def run(config_path: Path) -> None:
     from models.onnx_detector import load_detector
     from models.tiling import with_tiling
     from pipeline.camera_updates import CameraConfigFollower
+    from pipeline.inference_plan import plan_inference
     from pipeline.service import PipelineService
 
     config = loaded.config.pipeline_config()
@@ -30,12 +31,14 @@ def run(config_path: Path) -> None:
             "pipeline.api_cameras to run the cameras added through the API)",
             EXIT_BAD_INPUT,
         )
+    plan = plan_inference(config.pipeline, config.model)
     try:
-        detector = with_tiling(load_detector(config.model), config.model.tiling)
+        detector = with_tiling(load_detector(plan.model), plan.model.tiling)
     except DataFileError as error:
         fail(str(error))
     publisher = AlertPublisher.from_settings(config.redis)
-    service = PipelineService(config.cameras, detector, publisher, config.pipeline)
+    settings = plan.pipeline(config.pipeline)
+    service = PipelineService(config.cameras, detector, publisher, settings)
     follower = None
     if config.pipeline.api_cameras:
         follower = CameraConfigFollower(
