@@ -42,9 +42,14 @@ class BenchConfig:
     fps: int = 25
     gop: int = 50
     clip_seconds: float = 60.0
+    # Cameras are spread over this many feeds of the clip, started a GOP apart in all, so
+    # their keyframes arrive spread out as real cameras' do (1: every camera in step).
+    phases: int = 10
     model: str = "yolox_nano_416_dynbatch"
-    max_batch: int = 16
+    max_batch: int | None = None  # automatic, as in `sharpeyes run`
     max_wait_ms: float = 25.0
+    inference_workers: int | None = None  # automatic, as in `sharpeyes run`
+    intra_op_threads: int | None = None  # automatic (one per call on a CPU)
     latency_target_s: float = 2.0
     rate_tolerance: float = 0.9  # share of the target rate a step must reach on average
     refine: bool = True  # one extra step between the last passing and the first failing K
@@ -170,6 +175,8 @@ class Runner:
             "model": c.model,
             "max_batch": c.max_batch,
             "max_wait_ms": c.max_wait_ms,
+            "inference_workers": c.inference_workers,
+            "intra_op_threads": c.intra_op_threads,
             "stream_fps": c.fps,
             "redis_url": redis,
         }
@@ -227,13 +234,14 @@ class Runner:
         if self.progress:
             total = 1 + len(c.rates) * (len(c.variants) * (len(c.ks) + int(c.refine)) + 1)
             self._overall = self.progress.add_task("all steps (at most)", total=total)
-        with RtspServer(mounts) as rtsp, RedisServer() as redis:
+        rtsp_server = RtspServer(mounts, phases=c.phases, phase_span_s=c.gop / c.fps)
+        with rtsp_server as rtsp, RedisServer() as redis:
             assert rtsp.process is not None and redis.process is not None
             self.services = [psutil.Process(rtsp.process.pid), psutil.Process(redis.process.pid)]
             urls = [rtsp.url(m) for m in mounts]
             self.floor = self._worker(
                 {"variant": "floor", "clip": str(self.clip), "model": c.model,
-                 "max_batch": c.max_batch},
+                 "max_batch": c.max_batch, "intra_op_threads": c.intra_op_threads},
                 "floor (alone)",
                 20,
             )  # fmt: skip

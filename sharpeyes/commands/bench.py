@@ -78,13 +78,40 @@ def _size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, 
 )
 @click.option("--clip-seconds", type=click.FloatRange(min=2), default=60.0, show_default=True)
 @click.option(
+    "--phases",
+    type=click.IntRange(1, 100),
+    default=10,
+    show_default=True,
+    help="Feeds of the clip the cameras are spread over, started a GOP apart in all, so "
+    "keyframes arrive spread out as real cameras' do; 1 puts every camera in step.",
+)
+@click.option(
     "--model",
     default="yolox_nano_416_dynbatch",
     show_default=True,
     help="Model card name (sharpeyes models list).",
 )
-@click.option("--max-batch", type=click.IntRange(1, 256), default=16, show_default=True)
+@click.option(
+    "--max-batch",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Most frames per detector call (pipeline.max_batch; default automatic).",
+)
 @click.option("--max-wait-ms", type=click.FloatRange(0, 1000), default=25.0, show_default=True)
+@click.option(
+    "--inference-workers",
+    type=click.IntRange(1, 16),
+    default=None,
+    help="SharpEyes' detector calls in flight at once (pipeline.inference_workers; default "
+    "automatic, as in `sharpeyes run`).",
+)
+@click.option(
+    "--intra-op-threads",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="ONNX Runtime threads per detector call (model.intra_op_threads; default automatic). "
+    "The floor is measured with these and with one thread, and takes the cheaper.",
+)
 @click.option(
     "--variants",
     default="baseline,sharpeyes",
@@ -111,9 +138,12 @@ def bench(
     fps: int,
     gop: int,
     clip_seconds: float,
+    phases: int,
     model: str,
-    max_batch: int,
+    max_batch: int | None,
     max_wait_ms: float,
+    inference_workers: int,
+    intra_op_threads: int | None,
     variants: str,
     no_refine: bool,
     out_dir: Path | None,
@@ -143,9 +173,12 @@ def bench(
         fps=fps,
         gop=gop,
         clip_seconds=clip_seconds,
+        phases=phases,
         model=model,
         max_batch=max_batch,
         max_wait_ms=max_wait_ms,
+        inference_workers=inference_workers,
+        intra_op_threads=intra_op_threads,
         variants=chosen,
         refine=not no_refine,
         out_dir=out_dir or RESULTS,

@@ -9,7 +9,8 @@ Each file is read once by a "feeder" pipeline that paces it in real time and loo
 seamlessly (segment seeks); every mount pushes those access units into a live ``appsrc``,
 re-timestamped by the live clock, so clients see one endless camera stream, join mid-stream
 at the next keyframe, and share it like viewers of a real camera. Both TCP-interleaved and
-UDP transports are offered.
+UDP transports are offered. ``--phases N`` gives the mounts of one file N feeders started
+apart in time, so that many cameras of one clip do not send their keyframes in step.
 
 Control commands on stdin (one per line), for tests that need a misbehaving camera:
 ``pause MOUNT`` (keep the session open but send nothing: a stalled camera), ``resume MOUNT``,
@@ -40,7 +41,7 @@ H264_CAPS = "video/x-h264,stream-format=byte-stream,alignment=au"
 class Feeder:
     """Reads one H.264 MP4 at real-time pace, forever, and fans access units out to mounts."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, start_delay_s: float = 0.0) -> None:
         self._lock = threading.Lock()
         self._targets: dict[object, dict[str, bool]] = {}
         self.pipeline = Gst.parse_launch(
@@ -62,7 +63,14 @@ class Feeder:
             Gst.SeekType.NONE,
             -1,
         )
+        if start_delay_s > 0:
+            GLib.timeout_add(round(start_delay_s * 1000), self._play)
+        else:
+            self._play()
+
+    def _play(self) -> bool:
         self.pipeline.set_state(Gst.State.PLAYING)
+        return False  # a one-off GLib timeout
 
     def attach(self, appsrc: object, mount: Mount) -> None:
         with self._lock:
@@ -137,6 +145,14 @@ def main() -> int:
         metavar="NAME=FILE",
         help="serve FILE (H.264 MP4) at rtsp://HOST:PORT/NAME; repeatable",
     )
+    parser.add_argument(
+        "--phases",
+        type=int,
+        default=1,
+        help="mounts of one file are spread over this many feeders, started --phase-span/N "
+        "apart, so their keyframes do not all arrive at once (real cameras are not in step)",
+    )
+    parser.add_argument("--phase-span", type=float, default=0.0, metavar="SECONDS")
     parser.add_argument("--user", help="require this user (with --password)")
     parser.add_argument("--password")
     parser.add_argument("--auth", choices=("basic", "digest"), default="digest")
@@ -149,7 +165,9 @@ def main() -> int:
     server.get_thread_pool().set_max_threads(-1)
     server.set_address(args.host)
     server.set_service(str(args.port))
-    feeders: dict[str, Feeder] = {}
+    feeders: dict[tuple[str, int], Feeder] = {}
+    per_file: dict[str, int] = {}
+    phases = max(1, args.phases)
     mounts: dict[str, Mount] = {}
     points = server.get_mount_points()
     pool = GstRtspServer.RTSPAddressPool()
@@ -158,7 +176,11 @@ def main() -> int:
         name, _, path = item.partition("=")
         if not name or not path:
             parser.error(f"--mount expects NAME=FILE, got {item!r}")
-        feeder = feeders.get(path) or feeders.setdefault(path, Feeder(path))
+        phase = per_file.get(path, 0) % phases
+        per_file[path] = per_file.get(path, 0) + 1
+        if (path, phase) not in feeders:
+            feeders[(path, phase)] = Feeder(path, phase * args.phase_span / phases)
+        feeder = feeders[(path, phase)]
         mount = Mount(name.strip("/"), feeder, pool)
         mounts[mount.name] = mount
         points.add_factory("/" + mount.name, mount.factory)

@@ -64,6 +64,10 @@ class RtspServer:
     user: str | None = None
     password: str | None = None
     auth: str = "digest"
+    # Mounts of one file are fed by ``phases`` copies started ``phase_span_s / phases``
+    # apart (a GOP's length spreads their keyframes evenly); 1 keeps every mount in step.
+    phases: int = 1
+    phase_span_s: float = 0.0
     process: subprocess.Popen[str] | None = field(default=None, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _stderr: IO[str] | None = field(default=None, init=False, repr=False)
@@ -80,6 +84,8 @@ class RtspServer:
         command = [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--host", self.host, "--port", str(self.port)]
         for name, path in self.mounts.items():
             command += ["--mount", f"{name}={Path(path).resolve()}"]
+        if self.phases > 1:
+            command += ["--phases", str(self.phases), "--phase-span", str(self.phase_span_s)]
         if self.user:
             command += ["--user", self.user, "--password", self.password or "", "--auth", self.auth]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
