@@ -34,7 +34,7 @@ VARIANTS = ("baseline", "sharpeyes")
 
 @dataclass
 class BenchConfig:
-    ks: list[int] = field(default_factory=lambda: [2, 4, 8, 16, 32, 64])
+    ks: list[int] = field(default_factory=lambda: [2, 4, 8, 16, 32, 64, 128, 256])
     rates: list[float] = field(default_factory=lambda: [1.0, 0.2])
     duration_s: float = 30.0  # measurement window per step (longer at low rates, see below)
     warmup_s: float = 10.0

@@ -39,7 +39,7 @@ def _size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, 
 @click.command()
 @click.option(
     "--ks",
-    default="2,4,8,16,32,64",
+    default="2,4,8,16,32,64,128,256",
     show_default=True,
     callback=_numbers(int, 1),
     help="Camera counts to try, rising.",
