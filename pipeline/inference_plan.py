@@ -12,6 +12,7 @@ one's inference.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from models.providers import ORT_NAMES
 from models.settings import DetectorSettings
 from pipeline.settings import PipelineSettings
+
+log = logging.getLogger(__name__)
 
 GPU_WORKERS = 2
 GPU_MAX_BATCH = 16
@@ -53,6 +56,25 @@ def plan_inference(
     Explicit settings are kept as they are; ``available`` defaults to this onnxruntime
     build's providers and ``cpus`` to the machine's logical cores.
     """
+    plan = _plan(pipeline, model, available, cpus)
+    log.info(
+        "inference plan",
+        extra={
+            "workers": plan.workers,
+            "max_batch": plan.max_batch,
+            "intra_op_threads": plan.model.intra_op_threads or "default",
+            "reason": plan.reason,
+        },
+    )
+    return plan
+
+
+def _plan(
+    pipeline: PipelineSettings,
+    model: DetectorSettings,
+    available: Sequence[str] | None,
+    cpus: int | None,
+) -> InferencePlan:
     if available is None:
         import onnxruntime as ort
 

@@ -80,7 +80,7 @@ class PipelineService:
         # Resolved by plan_inference (which also sets the detector's threads); a detector
         # built without it gets one call at a time, which is always safe.
         self.inference_workers = settings.inference_workers or 1
-        self.max_batch = settings.max_batch or 16
+        self.max_batch = settings.max_batch or 16  # the batch size before plans existed
         self.sink = AlertSink(publisher, settings, self.metrics)
         self.on_result = on_result
         self._clock = clock
