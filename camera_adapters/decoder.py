@@ -10,6 +10,8 @@ own ``skip_frame`` option; dropping non-key packets before the decoder corrupts 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from fractions import Fraction
 
 import av
 from av.codec.hwaccel import HWAccel
@@ -60,33 +62,55 @@ class DecodeLoad:
         return self.last_fraction > self.threshold
 
 
+@dataclass(frozen=True)
+class StreamInfo:
+    """What a decoder needs to know about a stream, whoever demuxes it (FFmpeg or the native
+    RTSP receiver, which learns the codec from the SDP and the size from the first picture)."""
+
+    codec: str  # FFmpeg decoder name: h264, hevc, …
+    extradata: bytes | None = None
+    width: int = 0  # 0 until known
+    height: int = 0
+    time_base: Fraction | None = None
+
+    @classmethod
+    def of(cls, stream: av.video.stream.VideoStream) -> StreamInfo:
+        params = stream.codec_context
+        return cls(
+            codec=params.name,
+            extradata=params.extradata or None,
+            width=params.width or 0,
+            height=params.height or 0,
+            time_base=stream.time_base,
+        )
+
+
 class Decoder:
     """A decoder context of our own rather than the demuxer's, so that a switch between
     keyframe-only and full decoding (made at a keyframe) can also change the threading."""
 
     def __init__(
         self,
-        stream: av.video.stream.VideoStream,
+        stream: StreamInfo,
         keyframes_only: bool,
         threads: int,
         hwaccel: str | None,
     ) -> None:
-        params = stream.codec_context
         self.hardware: str | None = None
         self.note: str | None = None
         context = None
         if hwaccel:
             try:
                 context = av.CodecContext.create(
-                    params.name, "r", hwaccel=HWAccel(hwaccel, allow_software_fallback=True)
+                    stream.codec, "r", hwaccel=HWAccel(hwaccel, allow_software_fallback=True)
                 )
                 self.hardware = hwaccel
             except (av.FFmpegError, OSError, ValueError) as error:
                 self.note = f"hardware decoder '{hwaccel}' unavailable ({error}): using the CPU"
         if context is None:
-            context = av.CodecContext.create(params.name, "r")
-        if params.extradata:
-            context.extradata = params.extradata
+            context = av.CodecContext.create(stream.codec, "r")
+        if stream.extradata:
+            context.extradata = stream.extradata
         if threads > 1:
             context.thread_type = "FRAME"
             context.thread_count = threads

@@ -14,12 +14,15 @@ import errno
 import socket
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 import av
 
 from camera_adapters.redact import redact_url
+
+if TYPE_CHECKING:
+    from camera_adapters.rtsp_handshake import RtspHandshakeError
 
 EndKind = Literal["stopped", "ended", "closed", "stalled", "auth", "error"]
 
@@ -87,9 +90,13 @@ def _printable(data: bytes) -> str:
 
 
 def is_auth_error(error: BaseException) -> bool:
-    return isinstance(
-        error, av.error.HTTPUnauthorizedError | av.error.HTTPForbiddenError | PermissionError
-    )
+    """The camera refused the credentials (RTSP 401 / 403).
+
+    Not ``PermissionError``: EPERM / EACCES on a network socket come from this machine (a
+    firewall rule, a limit on connections), not from the camera, and must be retried with the
+    usual backoff rather than the slow retry meant to spare a camera's account lockout.
+    """
+    return isinstance(error, av.error.HTTPUnauthorizedError | av.error.HTTPForbiddenError)
 
 
 def _is_timeout(error: BaseException) -> bool:
@@ -109,24 +116,18 @@ def explain_open_failure(
         return SessionEnd("error", f"cannot read {shown} as a video: {_reason(error)}")
     where = _host_port(url)
     if is_auth_error(error):
-        return SessionEnd(
-            "auth",
-            f"{where} rejected the credentials ({_reason(error)}): check the camera's username "
-            "and password",
-        )
+        return _rejected_credentials(where, _reason(error))
     if isinstance(error, av.error.HTTPNotFoundError):
-        return SessionEnd(
-            "error",
-            f"{where} has no stream at {urlsplit(url).path or '/'} (404 Not Found): check the "
-            "URL's path (the camera's documentation or `sharpeyes cameras probe` lists it)",
-        )
+        return _no_stream_at(where, url)
     if isinstance(error, ConnectionRefusedError) or (
         isinstance(error, OSError) and error.errno == errno.ECONNREFUSED
     ):
+        return _refused(where)
+    if isinstance(error, OSError) and error.errno in (errno.EPERM, errno.EACCES):
         return SessionEnd(
             "error",
-            f"connection refused by {where}: the camera or its RTSP service is down, or the "
-            "port is wrong",
+            f"this machine refused the connection to {where} ({_reason(error)}): a local "
+            "firewall rule or a limit on open connections",
         )
     if isinstance(error, OSError) and error.errno in (
         errno.EHOSTUNREACH,
@@ -138,6 +139,64 @@ def explain_open_failure(
     if url.lower().startswith("rtsp://") and (
         timed_out or isinstance(error, av.error.InvalidDataError)
     ):
+        diagnosed = _diagnosed(url, where, elapsed=elapsed, timeout=timeout, timed_out=timed_out)
+        if diagnosed is not None:
+            return diagnosed
+    if timed_out:
+        return SessionEnd("stalled", f"no answer from {where} within {elapsed:.1f} s")
+    return SessionEnd("error", f"cannot open the stream at {shown}: {_reason(error)}")
+
+
+def explain_handshake_failure(
+    error: RtspHandshakeError, url: str, *, elapsed: float, timeout: float
+) -> SessionEnd:
+    """The native RTSP client's failures in the same words as FFmpeg's (above)."""
+    where = _host_port(url)
+    status = f"{error.status} from the camera" if error.status else str(error)
+    if error.kind == "auth":
+        return _rejected_credentials(where, status)
+    if error.kind == "not_found":
+        return _no_stream_at(where, url)
+    if error.kind == "refused":
+        return _refused(where)
+    if error.kind == "unreachable":
+        return SessionEnd("error", f"cannot reach {where}: {error}")
+    timed_out = error.kind == "timeout"
+    if error.status is None:  # no RTSP reply at all: ask the server what it is
+        diagnosed = _diagnosed(url, where, elapsed=elapsed, timeout=timeout, timed_out=timed_out)
+        if diagnosed is not None:
+            return diagnosed
+    return SessionEnd("stalled" if timed_out else "error", f"{where}: {error}")
+
+
+def _rejected_credentials(where: str, reason: str) -> SessionEnd:
+    return SessionEnd(
+        "auth",
+        f"{where} rejected the credentials ({reason}): check the camera's username and password",
+    )
+
+
+def _no_stream_at(where: str, url: str) -> SessionEnd:
+    return SessionEnd(
+        "error",
+        f"{where} has no stream at {urlsplit(url).path or '/'} (404 Not Found): check the "
+        "URL's path (the camera's documentation or `sharpeyes cameras probe` lists it)",
+    )
+
+
+def _refused(where: str) -> SessionEnd:
+    return SessionEnd(
+        "error",
+        f"connection refused by {where}: the camera or its RTSP service is down, or the port "
+        "is wrong",
+    )
+
+
+def _diagnosed(
+    url: str, where: str, *, elapsed: float, timeout: float, timed_out: bool
+) -> SessionEnd | None:
+    """An open that timed out or got nonsense, told apart by one plain OPTIONS question."""
+    if url.lower().startswith("rtsp://"):
         diagnosis = diagnose_rtsp(url, timeout=min(2.0, max(0.5, timeout / 2)))
         if diagnosis.reply == "silent":
             return SessionEnd(
@@ -161,7 +220,7 @@ def explain_open_failure(
             )
     if timed_out:
         return SessionEnd("stalled", f"no answer from {where} within {elapsed:.1f} s")
-    return SessionEnd("error", f"cannot open the stream at {shown}: {_reason(error)}")
+    return None
 
 
 def explain_read_failure(error: BaseException, url: str, *, silence_s: float) -> SessionEnd:

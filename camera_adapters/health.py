@@ -48,6 +48,8 @@ class HealthSnapshot:
     analysis_fps: float | None = None  # the rate frames are handed on at (may be changed live)
     transport: str | None = None  # tcp / udp for RTSP, None for files
     decoder: str | None = None  # codec, device and threads of the current decoder
+    receiver: str | None = None  # RTSP read by the native receiver or by FFmpeg
+    packets_lost: int = 0  # RTP packets missing from the native receiver's streams
 
     @property
     def last_frame_age_s(self) -> float | None:
@@ -85,6 +87,8 @@ class HealthCounters:
         self.analysis_fps: float | None = None
         self.transport: str | None = None
         self.decoder: str | None = None
+        self.receiver: str | None = None
+        self.packets_lost = 0
 
     def update(self, **changes: object) -> None:
         with self._lock:
@@ -120,4 +124,6 @@ class HealthCounters:
                 analysis_fps=self.analysis_fps,
                 transport=self.transport,
                 decoder=self.decoder,
+                receiver=self.receiver,
+                packets_lost=self.packets_lost,
             )

@@ -31,26 +31,34 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Literal
 
 import av
 
-from camera_adapters.decoder import DecodeLoad, Decoder, decoder_threads
+from camera_adapters.decoder import DecodeLoad, Decoder, StreamInfo, decoder_threads
 from camera_adapters.failures import (
     EndKind,
     SessionEnd,
+    explain_handshake_failure,
     explain_open_failure,
     explain_read_failure,
 )
 from camera_adapters.frames import Frame, LatestFrame
 from camera_adapters.health import HealthCounters, HealthSnapshot, SourceState
 from camera_adapters.redact import redact_text, redact_url
+from camera_adapters.rtp_depacketizer import AccessUnit, UnsupportedStream, depacketizer_for
+from camera_adapters.rtsp_handshake import RtspHandshakeError, open_rtsp
+from camera_adapters.rtsp_receiver import ReceiverPool
 from camera_adapters.spec import CameraSpec
 
 log = logging.getLogger(__name__)
 
 DecodeMode = Literal["auto", "keyframes", "all"]
+ReceiverMode = Literal["auto", "ffmpeg"]
+# SDP encoding names the native receiver reads, and the FFmpeg decoder for each.
+NATIVE_CODECS = {"H264": "h264", "H265": "hevc", "HEVC": "hevc"}
 
 # Until a stream's keyframe interval is measured, assume this (cameras use 1–4 s, some
 # "smart codec" modes up to 10 s) when judging whether packets that never decode mean a stall.
@@ -85,6 +93,12 @@ class SourceOptions:
     # that decodes 16 frames per GOP instead of 26, and analyses fall 0.6 s and 1.4 s apart
     # (still exactly 1/s). True: pictures as evenly spaced as the frame rate allows.
     even_spacing: bool = False
+    # RTSP over TCP: "auto" reads H.264 / H.265 cameras with the shared native receiver
+    # (rtsp_receiver.py: a few threads for all cameras, a quarter of FFmpeg's CPU), anything
+    # else (UDP, RTSPS, other codecs, files) with FFmpeg; "ffmpeg": FFmpeg for every camera.
+    receiver: ReceiverMode = "auto"
+    # The receivers a pipeline's cameras share; None: the source starts a private one.
+    receivers: ReceiverPool | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         width, height = self.analysis_size
@@ -103,6 +117,8 @@ class SourceOptions:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)}")
         if self.decode not in ("auto", "keyframes", "all"):
             problems.append(f"decode must be auto, keyframes or all, got {self.decode!r}")
+        if self.receiver not in ("auto", "ffmpeg"):
+            problems.append(f"receiver must be auto or ffmpeg, got {self.receiver!r}")
         if self.decode_threads < 0:
             problems.append(f"decode_threads must be >= 0, got {self.decode_threads}")
         if problems:
@@ -141,6 +157,8 @@ class PyAVSource:
         self._analysis_fps = self.options.analysis_fps
         self._last_logged: tuple[str, str | None] | None = None
         self._hardware_note_logged = False
+        self._own_receivers: ReceiverPool | None = None
+        self._native_refused: str | None = None  # why this camera is read with FFmpeg
         self.health.update(
             analysis_fps=self._analysis_fps,
             transport=None if spec.is_file else spec.transport,
@@ -208,15 +226,7 @@ class PyAVSource:
                 try:
                     end = self._session()
                 except Exception as error:  # never let one camera's thread die silently
-                    trace = "".join(traceback.format_exception(error))
-                    log.error(
-                        "camera session crashed",
-                        extra={
-                            "camera": self.spec.id,
-                            "traceback": redact_text(trace, self._secrets),
-                        },
-                    )
-                    end = SessionEnd("error", f"internal error: {type(error).__name__}")
+                    end = self._crashed(error)
                 if self._stop.is_set() or end.kind == "stopped":
                     break
                 if end.kind == "ended":
@@ -236,8 +246,18 @@ class PyAVSource:
                 self._record_failure(state, end.message, delay)
                 self._stop.wait(delay)
         finally:
+            if self._own_receivers is not None:
+                self._own_receivers.close()
             if self._stop.is_set():
                 self.health.update(state=SourceState.STOPPED, next_attempt_at=None)
+
+    def _crashed(self, error: Exception) -> SessionEnd:
+        trace = "".join(traceback.format_exception(error))
+        log.error(
+            "camera session crashed",
+            extra={"camera": self.spec.id, "traceback": redact_text(trace, self._secrets)},
+        )
+        return SessionEnd("error", f"internal error: {type(error).__name__}")
 
     def _set_state(self, state: SourceState, **extra: object) -> None:
         if self._stop.is_set() and state is not SourceState.STOPPED:
@@ -281,6 +301,10 @@ class PyAVSource:
         return options
 
     def _session(self) -> SessionEnd:
+        if self._reads_natively():
+            end = self._native_session()
+            if end is not None:
+                return end
         url = self.spec.stream_url()
         started = time.monotonic()
         try:
@@ -312,6 +336,78 @@ class PyAVSource:
         finally:
             container.close()
 
+    def _reads_natively(self) -> bool:
+        return (
+            self.options.receiver == "auto"
+            and self._native_refused is None
+            and self.spec.transport == "tcp"
+            and self.spec.stream_url().lower().startswith("rtsp://")
+        )
+
+    def _native_session(self) -> SessionEnd | None:
+        """One session through the shared receiver; None when this camera needs FFmpeg
+        (a codec or feature the native client does not have), which is then used from now on.
+        """
+        url = self.spec.stream_url()
+        started = time.monotonic()
+        self.health.update(receiver="native")
+        try:
+            playing = open_rtsp(url, timeout_s=self.options.open_timeout_s)
+        except RtspHandshakeError as error:
+            if self._stop.is_set():
+                return SessionEnd("stopped")
+            if error.kind == "unsupported":
+                return self._fall_back_to_ffmpeg(str(error))
+            return explain_handshake_failure(
+                error, url, elapsed=time.monotonic() - started, timeout=self.options.open_timeout_s
+            )
+        track = playing.track
+        try:
+            depacketizer = depacketizer_for(track.encoding, track.fmtp)
+            codec = NATIVE_CODECS[track.encoding]
+        except (UnsupportedStream, KeyError) as error:
+            playing.sock.close()
+            return self._fall_back_to_ffmpeg(str(error) or f"{track.encoding} video")
+        reader = _Reader(self, StreamInfo(codec, time_base=Fraction(1, track.clock_rate)))
+        log.info(
+            "camera connected",
+            extra={
+                "camera": self.spec.id,
+                "source": redact_url(url),
+                "codec": codec,
+                "decoder": reader.decoder.describe(),
+                "receiver": "native",
+            },
+        )
+        if self.options.receivers is None and self._own_receivers is None:
+            self._own_receivers = ReceiverPool(1)
+        pool = self.options.receivers or self._own_receivers
+        assert pool is not None
+        sink = _NativeSink(reader, self._stop, track.clock_rate)
+        try:
+            attachment = pool.attach(
+                playing, depacketizer, sink, stall_timeout_s=self.options.stall_timeout_s
+            )
+        except RuntimeError:  # the pipeline is shutting its receivers down
+            playing.sock.close()
+            return SessionEnd("stopped")
+        end = attachment.wait()
+        assert end is not None  # wait() without a timeout returns only at the end
+        if attachment.lost_packets:
+            self.health.add("packets_lost", attachment.lost_packets)
+        if attachment.starved:  # a stream FFmpeg may read (no IDR pictures, say)
+            self._fall_back_to_ffmpeg(end.message or "no whole picture")
+        return end
+
+    def _fall_back_to_ffmpeg(self, reason: str) -> None:
+        self._native_refused = reason
+        self.health.update(receiver="ffmpeg")
+        log.info(
+            "reading this camera with FFmpeg",
+            extra={"camera": self.spec.id, "reason": redact_text(reason, self._secrets)},
+        )
+        return None
+
     def _wants_keyframes(self, keyframe_interval: float | None) -> bool:
         if self.options.decode != "auto":
             return self.options.decode == "keyframes"
@@ -319,9 +415,7 @@ class PyAVSource:
             return True  # start cheap; switch once keyframes prove too sparse
         return keyframe_interval <= 1.0 / self.analysis_fps * 1.05
 
-    def _new_decoder(
-        self, stream: av.video.stream.VideoStream, keyframes: bool, *, heavy: bool = False
-    ) -> Decoder:
+    def _new_decoder(self, stream: StreamInfo, keyframes: bool, *, heavy: bool = False) -> Decoder:
         decoder = Decoder(
             stream,
             keyframes,
@@ -340,7 +434,8 @@ class PyAVSource:
         self, container: av.container.InputContainer, stream: av.video.stream.VideoStream
     ) -> SessionEnd:
         url = self.spec.stream_url()
-        reader = _Reader(self, stream)
+        reader = _Reader(self, StreamInfo.of(stream))
+        self.health.update(receiver="ffmpeg")
         log.info(
             "camera connected",
             extra={
@@ -445,7 +540,7 @@ class Cadence:
 class _Reader:
     """The state of one connection: decoder, keyframe timing, pacing, stall watchdog."""
 
-    def __init__(self, source: PyAVSource, stream: av.video.stream.VideoStream) -> None:
+    def __init__(self, source: PyAVSource, stream: StreamInfo) -> None:
         self.source = source
         self.stream = stream
         self.is_file = source.spec.is_file
@@ -465,10 +560,8 @@ class _Reader:
         self.load = DecodeLoad()
         self.heavy = False  # full decoding proved too much for one thread
         self.decoder = source._new_decoder(stream, source._wants_keyframes(None))
-        if stream.codec_context.width:
-            source.health.update(
-                stream_size=(stream.codec_context.width, stream.codec_context.height)
-            )
+        if stream.width:
+            source.health.update(stream_size=(stream.width, stream.height))
 
     def end(self, kind: EndKind, message: str | None = None) -> SessionEnd:
         return SessionEnd(kind, message, delivered=self.delivered)
@@ -482,6 +575,20 @@ class _Reader:
         self.pace_origin = None
         self.cadence.reset()
         self.gop_start = None
+
+    def passed_over(self) -> SessionEnd | None:
+        """A picture between keyframes that the native receiver kept from a keyframe-only
+        decoder (which would discard it unread): counted, never decoded.
+
+        Only the native receiver does this: it hands on whole pictures and drops damaged
+        ones until the next keyframe itself, so the keyframe the decoder gets next is whole
+        and decodes alone (an IDR / IRAP picture references nothing before it).
+        """
+        if self.source._stop.is_set():
+            return self.end("stopped")
+        self.last_packet = time.monotonic()
+        self.source.health.add("packets_in")
+        return None
 
     def packet(self, packet: av.Packet) -> SessionEnd | None:
         """Handle one demuxed packet; a SessionEnd when the session must end."""
@@ -637,6 +744,43 @@ class _Reader:
         if self.gop_next + slack >= self.gop_start + gop:
             self.decoder.skip_rest_of_gop(True)  # nothing else in this GOP is analysed
         return True
+
+
+class _NativeSink:
+    """A camera's reader as the native receiver's sink: access units become PyAV packets.
+
+    RTP timestamps are 32-bit (13 h at 90 kHz) and start anywhere; they are extended to a
+    monotonic count so that the reader's pts bookkeeping never sees a wrap.
+    """
+
+    def __init__(self, reader: _Reader, stop: threading.Event, clock_rate: int) -> None:
+        self.reader = reader
+        self._stop = stop
+        self._time_base = Fraction(1, clock_rate)
+        self._last: int | None = None
+        self._pts = 0
+
+    def access_unit(self, unit: AccessUnit) -> SessionEnd | None:
+        if self._last is not None:
+            step = (unit.timestamp - self._last) & 0xFFFFFFFF
+            self._pts += step - (1 << 32) if step >= 1 << 31 else step
+        self._last = unit.timestamp
+        if not unit.keyframe and self.reader.decoder.keyframes_only:
+            return self.reader.passed_over()  # ~25 µs of packet and decoder calls saved
+        packet = av.Packet(unit.data)
+        packet.pts = packet.dts = self._pts
+        packet.time_base = self._time_base
+        packet.is_keyframe = unit.keyframe
+        try:
+            return self.reader.packet(packet)
+        except Exception as error:  # never let one camera stop the receiver's others
+            return self.reader.end("error", self.reader.source._crashed(error).message)
+
+    def end(self, kind: EndKind, message: str | None = None) -> SessionEnd:
+        return self.reader.end(kind, message)
+
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
 
 
 def _median_gap(times: deque[float]) -> float | None:

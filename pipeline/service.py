@@ -16,6 +16,7 @@ from alerting.publisher import AlertPublisher
 from camera_adapters.config_messages import CameraChange
 from camera_adapters.frames import Frame
 from camera_adapters.pyav_source import PyAVSource, SourceOptions
+from camera_adapters.rtsp_receiver import ReceiverPool
 from camera_adapters.spec import CameraSpec
 from models.detector import Detector
 from pipeline.alert_sink import AlertSink
@@ -55,10 +56,12 @@ ResultObserver = Callable[[AnalysisResult], None]
 class PipelineService:
     """Runs every enabled camera through the detector and the gathering rules.
 
-    Threads: one decode thread per camera (the sources), ``inference_workers`` threads that
-    form batches and run the detector, the alert sink's publishing thread, and the caller's
-    thread for health reports and rate control (``run``). ``step`` does one batch on the
-    caller's thread without waiting, for tests and tools that drive time themselves.
+    Threads: one per camera (the sources; an RTSP camera read natively only sets its session
+    up there and waits, while the shared receivers, one per core, read and decode it),
+    ``inference_workers`` threads that form batches and run the detector, the alert sink's
+    publishing thread, and the caller's thread for health reports and rate control (``run``).
+    ``step`` does one batch on the caller's thread without waiting, for tests and tools that
+    drive time themselves.
     """
 
     def __init__(
@@ -85,6 +88,7 @@ class PipelineService:
         self.on_result = on_result
         self._clock = clock
         self._source_factory = source_factory
+        self.receivers = ReceiverPool(settings.receiver_threads)  # threads start on demand
         self._cameras_lock = threading.Lock()
         self._by_id: dict[str, CameraRuntime] = {}
         for spec in cameras:
@@ -142,6 +146,8 @@ class PipelineService:
             decode=self.settings.decode,
             even_spacing=self.settings.even_spacing,
             hwaccel=self.settings.hwaccel,
+            receiver=self.settings.receiver,
+            receivers=self.receivers,
         )
         source = self._source_factory(spec, options)
         return CameraRuntime(
@@ -228,6 +234,7 @@ class PipelineService:
         cameras = self.cameras
         for camera in cameras:  # all at once: each may take a read timeout to notice
             camera.source.request_stop()
+        self.receivers.close()  # ends the natively read cameras' sessions at once
         for camera in cameras:
             camera.source.stop(timeout=2.0)
         self.sink.close()

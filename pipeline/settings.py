@@ -80,6 +80,19 @@ class PipelineSettings(BaseModel):
         "at 1/s, off decodes 16 frames per GOP and analyses 0.6 s / 1.4 s apart, on decodes "
         "26 and analyses 1 s apart. The rate is the same either way.",
     )
+    receiver: Literal["auto", "ffmpeg"] = Field(
+        "auto",
+        description="auto: RTSP-over-TCP cameras sending H.264 or H.265 are read by a few shared "
+        "receiver threads (a quarter of FFmpeg's CPU per stream), the rest by FFmpeg; ffmpeg: "
+        "every camera by FFmpeg, one thread each.",
+    )
+    receiver_threads: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="Shared receiver threads (they also decode their cameras); default: one "
+        "per core.",
+    )
     hwaccel: str | None = Field(
         None,
         description="Hardware video decoder, an FFmpeg device type such as cuda, vaapi or qsv; "

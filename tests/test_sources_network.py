@@ -18,8 +18,9 @@ import pytest
 
 from camera_adapters.health import SourceState
 from camera_adapters.pyav_source import PyAVSource, SourceOptions
+from camera_adapters.rtsp_receiver import ReceiverPool
 from camera_adapters.spec import CameraSpec
-from sharpeyes.devservers.faulty import GarbageServer, SilentServer
+from sharpeyes.devservers.faulty import GarbageServer, Mpeg4CameraServer, SilentServer
 from sharpeyes.devservers.rtsp import RtspServer, free_port
 from tests.helpers import wait_for
 from tests.netns import run_module_in_netns
@@ -60,6 +61,85 @@ def test_rtsp_over_tcp_decodes_keyframes_only(rtsp_server: RtspServer) -> None:
     for frame in frames:
         assert frame.keyframe and max(frame.image.shape[:2]) == 320
         assert abs(time.time() - frame.captured_at) < 30
+
+
+def receiver_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("rtsp-receiver")]
+
+
+def test_many_cameras_share_one_native_receiver_thread(rtsp_server: RtspServer) -> None:
+    pool = ReceiverPool(1)
+    sources = [
+        PyAVSource(
+            camera(rtsp_server.url(f"cam{1 + i % 2}"), cam_id=f"cam{i}"),
+            SourceOptions(analysis_size=(160, 160), analysis_fps=1.0, receivers=pool),
+        )
+        for i in range(6)
+    ]
+    for source in sources:
+        source.start()
+    try:
+        frames = [wait_for(source.frames.take, 20) for source in sources]
+        assert len(receiver_threads()) == 1  # six cameras, one thread reading them
+        assert pool.sessions == 6
+        for source, frame in zip(sources, frames, strict=True):
+            health = source.snapshot()
+            assert health.receiver == "native" and health.state == SourceState.LIVE
+            assert health.packets_in > health.frames_in >= 1  # pictures, not RTP packets
+            assert health.decode_errors == 0 and health.packets_lost == 0
+            assert frame.camera_id == source.spec.id and max(frame.image.shape[:2]) == 160
+            assert abs(time.time() - frame.captured_at) < 5
+    finally:
+        for source in sources:
+            source.request_stop()
+        for source in sources:
+            assert source.stop(10)
+        pool.close()
+    assert pool.sessions == 0
+    wait_for(lambda: not receiver_threads(), 10)
+
+
+def test_native_and_ffmpeg_readers_hand_on_the_same_pictures(rtsp_server: RtspServer) -> None:
+    """The same camera read both ways: same size, keyframes at the same pace."""
+    seen = {}
+    for receiver in ("auto", "ffmpeg"):
+        source = PyAVSource(
+            camera(rtsp_server.url("cam1")),
+            SourceOptions(analysis_size=(320, 320), analysis_fps=4.0, receiver=receiver),
+        )
+        source.start()
+        try:
+            frames = [wait_for(source.frames.take, 20) for _ in range(3)]
+            wait_for(lambda s=source: s.snapshot().keyframe_interval_s, 20)
+        finally:
+            assert source.stop(10)
+        health = source.snapshot()
+        seen[health.receiver] = (frames[-1].image.shape, frames[-1].source_size, health)
+    (n_shape, n_size, native), (f_shape, f_size, ffmpeg) = seen["native"], seen["ffmpeg"]
+    assert n_shape == f_shape and n_size == f_size
+    assert native.keyframe_interval_s == pytest.approx(ffmpeg.keyframe_interval_s, rel=0.05)
+    assert native.decode_errors == ffmpeg.decode_errors == 0
+
+
+def test_a_codec_the_native_receiver_lacks_falls_back_to_ffmpeg(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="camera_adapters")
+    with Mpeg4CameraServer() as server:
+        source = PyAVSource(
+            camera(server.url()),
+            SourceOptions(open_timeout_s=2.0, backoff_initial_s=0.05, backoff_max_s=0.1),
+        )
+        source.start()
+        try:
+            wait_for(lambda: source.snapshot().reconnects >= 3, 30)
+        finally:
+            assert source.stop(10)
+    health = source.snapshot()
+    assert health.receiver == "ffmpeg"  # FFmpeg took over (and fails on the 454s itself)
+    fallbacks = [r for r in caplog.records if r.getMessage() == "reading this camera with FFmpeg"]
+    assert len(fallbacks) == 1  # decided once, not at every reconnect
+    assert "MP4V-ES" in fallbacks[0].reason
 
 
 def test_keyframes_skipped_at_a_low_rate_are_not_a_stall(rtsp_server: RtspServer) -> None:
@@ -318,3 +398,44 @@ def test_wrong_credentials_are_reported_retried_slowly_and_never_shown(
     text = "\n".join(shown)
     for form in spec.secrets() | {password, "p%40ss"}:
         assert form not in text, f"password form {form!r} leaked"
+
+
+def test_native_sessions_are_kept_alive_and_end_cleanly(rtsp_server: RtspServer) -> None:
+    """Keepalives go out every half session timeout and the camera answers them; a stop
+    ends the session at the receiver's next check."""
+    from camera_adapters.rtp_depacketizer import depacketizer_for
+    from camera_adapters.rtsp_handshake import open_rtsp
+
+    class Counting:
+        def __init__(self) -> None:
+            self.units = 0
+            self.stop = threading.Event()
+
+        def access_unit(self, unit: object) -> None:
+            self.units += 1
+
+        def end(self, kind: str, message: str | None = None) -> object:
+            return (kind, message)
+
+        def stop_requested(self) -> bool:
+            return self.stop.is_set()
+
+    pool = ReceiverPool(1)
+    playing = open_rtsp(rtsp_server.url("cam2"), timeout_s=5.0)
+    playing.timeout_s = 1.0  # as if the camera had said "Session: …;timeout=1"
+    sink = Counting()
+    attachment = pool.attach(
+        playing,
+        depacketizer_for(playing.track.encoding, playing.track.fmtp),
+        sink,  # type: ignore[arg-type]
+        stall_timeout_s=5.0,
+    )
+    try:
+        wait_for(lambda: attachment.replies >= 3, 10)
+        assert attachment.wait(0) is None  # still running: the camera accepted them
+        assert attachment.keepalives >= attachment.replies
+        assert sink.units > 10
+        sink.stop.set()
+        assert attachment.wait(2) == ("stopped", None)
+    finally:
+        pool.close()

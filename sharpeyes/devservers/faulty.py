@@ -2,7 +2,8 @@
 
 Real TCP servers, not mocks: :class:`GarbageServer` answers every connection with random bytes
 (a wrong port, a broken device), :class:`SilentServer` accepts connections and never says a
-word (a hung camera, a firewall that swallows traffic). Both count the connections they
+word (a hung camera, a firewall that swallows traffic), :class:`Mpeg4CameraServer` speaks
+RTSP but offers a codec the native receiver does not read. All count the connections they
 accept, so a test can check how hard a client retries.
 """
 
@@ -110,3 +111,51 @@ class SilentServer(FaultyServer):
                 continue
             except OSError:
                 return
+
+
+class Mpeg4CameraServer(FaultyServer):
+    """An RTSP camera that offers only MPEG-4 Part 2 video (an old encoder): it answers
+    ``OPTIONS`` and ``DESCRIBE`` properly and every later request with 454, so a client gets
+    as far as reading the SDP and choosing what to do with a codec it may not handle."""
+
+    kind = "mpeg4"
+    SDP = (
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=old camera\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n"
+        "m=video 0 RTP/AVP 96\r\na=rtpmap:96 MP4V-ES/90000\r\n"
+        "a=fmtp:96 profile-level-id=1\r\na=control:track1\r\n"
+    )
+
+    def serve_connection(self, sock: socket.socket) -> None:
+        sock.settimeout(0.5)
+        data = b""
+        while not self._closing.is_set():
+            try:
+                chunk = sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not chunk:
+                return
+            data += chunk
+            while b"\r\n\r\n" in data:
+                request, data = data.split(b"\r\n\r\n", 1)
+                lines = request.decode("latin-1").split("\r\n")
+                method = lines[0].split(" ", 1)[0]
+                cseq = next(
+                    (ln.split(":", 1)[1].strip() for ln in lines if ln.lower().startswith("cseq:")),
+                    "0",
+                )
+                if method == "OPTIONS":
+                    reply = f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nPublic: OPTIONS, DESCRIBE\r\n\r\n"
+                elif method == "DESCRIBE":
+                    reply = (
+                        f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Type: application/sdp\r\n"
+                        f"Content-Length: {len(self.SDP)}\r\n\r\n{self.SDP}"
+                    )
+                else:
+                    reply = f"RTSP/1.0 454 Session Not Found\r\nCSeq: {cseq}\r\n\r\n"
+                try:
+                    sock.sendall(reply.encode("latin-1"))
+                except OSError:
+                    return
