@@ -50,6 +50,7 @@ class BenchConfig:
     max_wait_ms: float = 25.0
     inference_workers: int | None = None  # automatic, as in `sharpeyes run`
     intra_op_threads: int | None = None  # automatic (one per call on a CPU)
+    receiver: str = "auto"  # pipeline.receiver: the shared native receivers, or ffmpeg
     latency_target_s: float = 2.0
     rate_tolerance: float = 0.9  # share of the target rate a step must reach on average
     refine: bool = True  # one extra step between the last passing and the first failing K
@@ -131,6 +132,7 @@ class Runner:
         self.steps: list[Step] = []
         self.floor: dict[str, Any] = {}
         self.receive: dict[int, dict[str, Any]] = {}  # camera count → receiving alone
+        self.receive_ffmpeg: dict[int, dict[str, Any]] = {}  # the same, read by FFmpeg
         self.clip: Path | None = None
         self.services: list[psutil.Process] = []
         self.logs = config.out_dir / f"{config.name}.log"
@@ -177,6 +179,7 @@ class Runner:
             "max_wait_ms": c.max_wait_ms,
             "inference_workers": c.inference_workers,
             "intra_op_threads": c.intra_op_threads,
+            "receiver": c.receiver,
             "stream_fps": c.fps,
             "redis_url": redis,
         }
@@ -251,13 +254,16 @@ class Runner:
                 self._raise_k(rate, urls, redis.url)
             # Receiving costs more per stream with more streams (threads, GIL hand-offs), so
             # it is priced at the camera counts SharpEyes reached, where it is compared.
+            # Both readers are priced: the native one is what SharpEyes pays, FFmpeg's is
+            # what it would pay without it.
             for k in sorted(set(self._compared_ks())):
-                self.receive[k] = self._worker(
-                    {"variant": "receive", "urls": urls[:k], "warmup_s": c.warmup_s + 0.05 * k,
-                     "duration_s": 20.0},
-                    f"receive alone K={k}",
-                    c.warmup_s + 0.05 * k + 25,
-                )  # fmt: skip
+                for reader, into in (("native", self.receive), ("ffmpeg", self.receive_ffmpeg)):
+                    into[k] = self._worker(
+                        {"variant": "receive", "reader": reader, "urls": urls[:k],
+                         "warmup_s": c.warmup_s + 0.05 * k, "duration_s": 20.0},
+                        f"receive alone ({reader}) K={k}",
+                        c.warmup_s + 0.05 * k + 25,
+                    )  # fmt: skip
                 if self._overall is not None:
                     self.progress.advance(self._overall)
         if self._overall is not None:
@@ -370,6 +376,7 @@ class Runner:
             "clip": str(self.clip),
             "floor": self.floor,
             "receive": {str(k): v for k, v in self.receive.items()},
+            "receive_ffmpeg": {str(k): v for k, v in self.receive_ffmpeg.items()},
             "steps": [{**asdict(s), "cpu_per_stream": s.cpu_per_stream} for s in self.steps],
             "summary": self.summary(),
         }

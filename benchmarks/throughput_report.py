@@ -112,17 +112,24 @@ def write_markdown(doc: dict[str, Any], path: Path, plot_name: str) -> None:
     ]
     receive = doc.get("receive") or {}
     if receive:
+        by_ffmpeg = doc.get("receive_ffmpeg") or {}
         lines += [
             "Receiving alone (not in the floor, paid by every live reader): the RTSP/TCP "
-            "streams demultiplexed by PyAV in one process, every packet read, nothing decoded, "
-            "at the camera counts the summary compares at:",
+            "streams read and split into pictures in one process, nothing decoded, at the "
+            "camera counts the summary compares at; by SharpEyes' shared native receivers "
+            "(used for *floor + receiving*) and, for comparison, by FFmpeg (PyAV demuxing "
+            "each camera on its own thread):",
             "",
         ]
         for k, r in sorted(receive.items(), key=lambda item: int(item[0])):
-            lines.append(
+            line = (
                 f"- K = {k}: {_f(r['cpu_per_stream'], 4)} CPU-s per stream-second "
-                f"({r['packets']} packets in {_f(r['window_s'], 1)} s)"
+                f"({r['packets']} pictures in {_f(r['window_s'], 1)} s)"
             )
+            ffmpeg = by_ffmpeg.get(k)
+            if ffmpeg:
+                line += f"; FFmpeg {_f(ffmpeg['cpu_per_stream'], 4)}"
+            lines.append(line)
         lines.append("")
     lines += [
         "## Every step",

@@ -197,6 +197,7 @@ def run_sharpeyes(config: dict[str, Any]) -> dict[str, Any]:
         max_wait_ms=config["max_wait_ms"],
         inference_workers=config.get("inference_workers"),
         decode=config.get("decode", "auto"),
+        receiver=config.get("receiver", "auto"),
         worker_id="bench",
     )
     plan = plan_inference(settings, _detector_settings(config))  # as `sharpeyes run` does
@@ -306,43 +307,105 @@ def run_floor(config: dict[str, Any]) -> dict[str, Any]:
 
 # -- receiving alone ---------------------------------------------------------------------------
 def run_receive(config: dict[str, Any]) -> dict[str, Any]:
-    """What any reader of a live RTSP stream pays before decoding: RTP over TCP in, demux.
+    """What a reader of a live RTSP stream pays before decoding: RTP over TCP in, split into
+    pictures, nothing decoded.
 
     The floor is measured on the clip file, so it leaves out receiving the stream; this
-    measures that part alone (PyAV demux of every packet, nothing decoded) for the given
-    cameras, so the report can say how much of SharpEyes' cost above the floor is the
-    network input rather than the pipeline.
+    measures that part alone for the given cameras, so the report can say how much of
+    SharpEyes' cost above the floor is the network input rather than the pipeline.
+    ``reader``: ``native`` (SharpEyes' shared receivers, what the pipeline uses) or
+    ``ffmpeg`` (PyAV demuxing each camera on its own thread, as before the receivers).
     """
-    import av
-
     urls: list[str] = config["urls"]
     names = [f"cam{i:03d}" for i in range(len(urls))]
     recorder = Recorder(names)
     stop = threading.Event()
-    packets = dict.fromkeys(names, 0)
+    units = dict.fromkeys(names, 0)
     failures: list[str] = []
+    if config.get("reader", "native") == "native":
+        result = _receive_native(config, recorder, stop, names, units, failures)
+    else:
+        camera = _ffmpeg_demuxer(stop, units, failures)
+        result = _window_with_threads(config, recorder, stop, camera, names, urls)
+    result["cpu_per_stream"] = result["cpu_s"] / (result["window_s"] * len(urls))
+    result["packets"] = sum(units.values())
+    result["cameras"] = len(urls)
+    result["reader"] = config.get("reader", "native")
+    result["errors"] = failures
+    return result
+
+
+def _ffmpeg_demuxer(
+    stop: threading.Event, units: dict[str, int], failures: list[str]
+) -> Callable[[str, str], None]:
+    import av
+
+    from camera_adapters.pyav_source import SourceOptions
 
     def camera(name: str, url: str) -> None:
         try:
             # Opened as the sources open cameras: FFmpeg's socket timeout bounds reads, PyAV's
             # (a GIL-taking callback on every socket read) only the opening.
-            options = {"rtsp_transport": "tcp", "timeout": "5000000"}
+            timeout_us = str(int(SourceOptions.stall_timeout_s * 1_000_000))
+            options = {"rtsp_transport": "tcp", "timeout": timeout_us}
             with av.open(url, options=options, timeout=(10.0, None)) as container:
                 stream = container.streams.video[0]
                 for packet in container.demux(stream):
                     if stop.is_set():
                         return
                     if packet.size:
-                        packets[name] += 1
+                        units[name] += 1
         except av.FFmpegError as error:
             failures.append(f"{name}: {error}")
 
-    result = _window_with_threads(config, recorder, stop, camera, names, urls)
-    result["cpu_per_stream"] = result["cpu_s"] / (result["window_s"] * len(urls))
-    result["packets"] = sum(packets.values())
-    result["cameras"] = len(urls)
-    result["errors"] = failures
-    return result
+    return camera
+
+
+class _CountingSink:
+    """A receiver sink that counts pictures and decodes nothing."""
+
+    def __init__(self, name: str, units: dict[str, int], stop: threading.Event) -> None:
+        self.name, self.units, self.stop = name, units, stop
+
+    def access_unit(self, unit: object) -> None:
+        self.units[self.name] += 1
+
+    def end(self, kind: str, message: str | None = None):  # type: ignore[no-untyped-def]
+        from camera_adapters.failures import SessionEnd
+
+        return SessionEnd(kind, message)  # type: ignore[arg-type]
+
+    def stop_requested(self) -> bool:
+        return self.stop.is_set()
+
+
+def _receive_native(
+    config: dict[str, Any],
+    recorder: Recorder,
+    stop: threading.Event,
+    names: list[str],
+    units: dict[str, int],
+    failures: list[str],
+) -> dict[str, Any]:
+    from camera_adapters.rtp_depacketizer import depacketizer_for
+    from camera_adapters.rtsp_handshake import RtspHandshakeError, open_rtsp
+    from camera_adapters.rtsp_receiver import ReceiverPool
+
+    pool = ReceiverPool()
+    try:
+        for name, url in zip(names, config["urls"], strict=True):
+            try:
+                playing = open_rtsp(url, timeout_s=10.0)
+            except RtspHandshakeError as error:
+                failures.append(f"{name}: {error}")
+                continue
+            depacketizer = depacketizer_for(playing.track.encoding, playing.track.fmtp)
+            sink = _CountingSink(name, units, stop)
+            pool.attach(playing, depacketizer, sink, stall_timeout_s=5.0)
+        return _window(config, recorder, stop)
+    finally:
+        stop.set()
+        pool.close()
 
 
 WORKERS = {

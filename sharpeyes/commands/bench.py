@@ -113,6 +113,14 @@ def _size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, 
     "The floor is measured with these and with one thread, and takes the cheaper.",
 )
 @click.option(
+    "--receiver",
+    type=click.Choice(["auto", "ffmpeg"]),
+    default="auto",
+    show_default=True,
+    help="How SharpEyes reads the cameras (pipeline.receiver): auto = the shared native "
+    "receivers, ffmpeg = FFmpeg on a thread per camera.",
+)
+@click.option(
     "--variants",
     default="baseline,sharpeyes",
     show_default=True,
@@ -144,6 +152,7 @@ def bench(
     max_wait_ms: float,
     inference_workers: int,
     intra_op_threads: int | None,
+    receiver: str,
     variants: str,
     no_refine: bool,
     out_dir: Path | None,
@@ -179,6 +188,7 @@ def bench(
         max_wait_ms=max_wait_ms,
         inference_workers=inference_workers,
         intra_op_threads=intra_op_threads,
+        receiver=receiver,
         variants=chosen,
         refine=not no_refine,
         out_dir=out_dir or RESULTS,
