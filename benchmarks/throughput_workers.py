@@ -25,13 +25,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import psutil
 
 from benchmarks.proc_stats import PeakRss, tree_cpu_seconds
 from pipeline.inference_plan import CPU_MAX_BATCH
+
+if TYPE_CHECKING:
+    from camera_adapters.failures import EndKind, SessionEnd
+    from camera_adapters.rtp_depacketizer import AccessUnit
 
 log = logging.getLogger("benchmarks.throughput")
 
@@ -367,13 +371,13 @@ class _CountingSink:
     def __init__(self, name: str, units: dict[str, int], stop: threading.Event) -> None:
         self.name, self.units, self.stop = name, units, stop
 
-    def access_unit(self, unit: object) -> None:
+    def access_unit(self, unit: AccessUnit) -> None:
         self.units[self.name] += 1
 
-    def end(self, kind: str, message: str | None = None):  # type: ignore[no-untyped-def]
+    def end(self, kind: EndKind, message: str | None = None) -> SessionEnd:
         from camera_adapters.failures import SessionEnd
 
-        return SessionEnd(kind, message)  # type: ignore[arg-type]
+        return SessionEnd(kind, message)
 
     def stop_requested(self) -> bool:
         return self.stop.is_set()

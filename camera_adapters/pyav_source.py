@@ -1,4 +1,10 @@
-"""A camera (RTSP stream or video file) decoded with PyAV on its own thread.
+"""A camera (RTSP stream or video file) decoded with PyAV.
+
+An RTSP-over-TCP camera sending H.264 / H.265 is read by the shared native receivers
+(``rtsp_receiver.py``): the source's thread sets the session up and waits for it to end, while
+a receiver thread reads it with many others and runs this module's per-picture logic
+(``_Reader``) on each whole picture. Any other camera, and every file, is read by FFmpeg on
+the source's own thread. Everything below holds for both.
 
 Each source keeps only its newest frame, reconnects on its own with capped exponential
 backoff and jitter, and decodes as little as the analysis needs: keyframes only (the decoder's

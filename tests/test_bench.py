@@ -51,7 +51,10 @@ def test_tiny_benchmark_writes_json_markdown_and_plot(tmp_path: Path) -> None:
         assert summary[key]["cpu_per_stream"] is None or summary[key]["cpu_per_stream"] > 0
     receive = doc["receive"]["2"]  # receiving alone, priced at the K SharpEyes is compared at
     assert receive["cameras"] == 2 and receive["packets"] > 0 and not receive["errors"]
-    assert receive["cpu_per_stream"] > 0
+    assert receive["cpu_per_stream"] > 0 and receive["reader"] == "native"
+    by_ffmpeg = doc["receive_ffmpeg"]["2"]  # the same cameras demuxed by FFmpeg, for comparison
+    assert by_ffmpeg["reader"] == "ffmpeg" and by_ffmpeg["packets"] > 0
+    assert not by_ffmpeg["errors"] and by_ffmpeg["cpu_per_stream"] > 0
     if sides["sharpeyes"]["passed"]:  # a 4-s window is short: the step may fail on its rate
         assert summary["receive_cpu_per_stream"] == receive["cpu_per_stream"]
         expected = summary["sharpeyes"]["cpu_per_stream"] / (
@@ -61,7 +64,7 @@ def test_tiny_benchmark_writes_json_markdown_and_plot(tmp_path: Path) -> None:
 
     markdown = (tmp_path / "throughput.md").read_text()
     for expected in ("## Summary", "| 1 | baseline | 2 |", "| 1 | sharpeyes | 2 |", "floor",
-                     "> test run", "throughput.png"):  # fmt: skip
+                     "> test run", "throughput.png", "; FFmpeg "):  # fmt: skip
         assert expected in markdown
     image = cv2.imread(str(tmp_path / "throughput.png"))
     assert image is not None and image.shape[0] > 300
