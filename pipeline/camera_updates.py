@@ -20,6 +20,10 @@ from camera_adapters.config_messages import CameraChange, current_key
 log = logging.getLogger(__name__)
 
 Apply = Callable[[CameraChange], None]
+# How long one XREAD waits for changes. It must stay well under the client's socket timeout
+# (5 s in AlertPublisher.from_settings): a wait as long as the timeout ends in a timeout
+# error, which read as "Redis unreachable" every 5 s on an idle stream.
+FOLLOW_BLOCK_MS = 2000
 
 
 def _text(value: bytes | str) -> str:
@@ -37,7 +41,7 @@ class CameraConfigFollower:
         *,
         wants: Callable[[str], bool] = lambda _camera_id: True,
         reserved: frozenset[str] = frozenset(),
-        block_ms: int = 5000,
+        block_ms: int = FOLLOW_BLOCK_MS,
     ) -> None:
         self.client = client
         self.stream = stream

@@ -175,3 +175,16 @@ def test_malformed_changes_are_refused_with_a_reason() -> None:
     fields = CameraChange("upsert", "z", 1, secret).stream_fields()
     parsed = CameraChange.from_stream_fields(fields)
     assert parsed.spec is not None and parsed.spec.password.get_secret_value() == "pw-123"
+
+
+def test_following_an_idle_stream_is_not_a_redis_failure(redis_server) -> None:
+    """With the pipeline's own client (5-s socket timeout), a wait that sees no change
+    returns quietly instead of timing out as if Redis were gone."""
+    settings = RedisSettings(url=redis_server.url)
+    client = AlertPublisher.from_settings(settings).client
+    follower = CameraConfigFollower(client, settings.camera_config_stream, lambda _c: None)
+    # The wait and the socket timeout were both 5 s: which one ended first was a race that a
+    # loaded machine lost every few seconds (the demo logged it). Now there is a margin.
+    socket_timeout = client.connection_pool.connection_kwargs["socket_timeout"]
+    assert follower.block_ms / 1000 <= socket_timeout / 2
+    assert follower.follow("0-0") == "0-0"
