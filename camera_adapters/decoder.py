@@ -4,7 +4,9 @@ The source keeps a decoder context of its own rather than the demuxer's, so that
 between keyframe-only and full decoding (made at a keyframe, where it is clean) can also change
 the threading: frame threads pay when every frame is decoded and only cost when keyframes
 alone are (measured in ``benchmarks/decode.py``). Keyframe-only decoding uses the decoder's
-own ``skip_frame`` option; dropping non-key packets before the decoder corrupts pictures.
+own ``skip_frame`` option; dropping non-key packets of FFmpeg's demuxer before the decoder
+corrupts pictures. (The native RTSP receiver may leave out whole pictures between keyframes:
+it hands on only undamaged pictures, and a keyframe it hands on references nothing earlier.)
 """
 
 from __future__ import annotations

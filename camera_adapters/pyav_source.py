@@ -100,7 +100,7 @@ class SourceOptions:
     # (still exactly 1/s). True: pictures as evenly spaced as the frame rate allows.
     even_spacing: bool = False
     # RTSP over TCP: "auto" reads H.264 / H.265 cameras with the shared native receiver
-    # (rtsp_receiver.py: a few threads for all cameras, a quarter of FFmpeg's CPU), anything
+    # (rtsp_receiver.py: a few threads for all cameras, a third of FFmpeg's CPU), anything
     # else (UDP, RTSPS, other codecs, files) with FFmpeg; "ffmpeg": FFmpeg for every camera.
     receiver: ReceiverMode = "auto"
     # The receivers a pipeline's cameras share; None: the source starts a private one.

@@ -83,7 +83,7 @@ class PipelineSettings(BaseModel):
     receiver: Literal["auto", "ffmpeg"] = Field(
         "auto",
         description="auto: RTSP-over-TCP cameras sending H.264 or H.265 are read by a few shared "
-        "receiver threads (a quarter of FFmpeg's CPU per stream), the rest by FFmpeg; ffmpeg: "
+        "receiver threads (a third of FFmpeg's CPU for receiving), the rest by FFmpeg; ffmpeg: "
         "every camera by FFmpeg, one thread each.",
     )
     receiver_threads: int | None = Field(
