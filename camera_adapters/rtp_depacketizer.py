@@ -348,7 +348,33 @@ class _Depacketizer:
                 parts.insert(at, self._parameter_sets)
         return AccessUnit(b"".join(parts), self._ts, key)
 
+    def _aggregate(self, packet: bytes, pos: int, end: int, header_size: int) -> None:
+        """An aggregation packet (H.264 STAP-A, H.265 AP) from ``pos``: 16-bit size, NAL
+        unit, 16-bit size, NAL unit, … Each NAL unit must hold at least its header."""
+        parts = self._parts
+        while pos < end:
+            if end - pos < 2 + header_size:
+                self._damaged = True
+                return
+            stop = pos + 2 + _U16.unpack_from(packet, pos)[0]
+            pos += 2
+            if stop > end or stop - pos < header_size:
+                self._damaged = True
+                return
+            self._note(self._nal_type(packet[pos]))
+            parts.append(_START_CODE)
+            parts.append(packet[pos:stop])
+            pos = stop
+
     def _payload(self, packet: bytes, start: int, end: int) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def _nal_type(first_byte: int) -> int:
+        raise NotImplementedError
+
+    def _note(self, nal_type: int) -> None:
+        """Mark the unit in progress as a keyframe / as carrying its own parameter sets."""
         raise NotImplementedError
 
     @staticmethod
@@ -376,10 +402,7 @@ class H264Depacketizer(_Depacketizer):
                 if self._in_fu:  # the previous fragmented NAL unit never ended
                     self._damaged = True
                 nal_type = fu_header & 0x1F
-                if nal_type == 5:
-                    self._key = True
-                elif nal_type == 7:
-                    self._has_ps = True
+                self._note(nal_type)
                 parts.append(_START_AND_HEADER[(header & 0xE0) | nal_type])
                 self._in_fu = True
             elif not self._in_fu:  # middle or end fragment without its start
@@ -393,35 +416,25 @@ class H264Depacketizer(_Depacketizer):
             self._damaged = True
             self._in_fu = False
         if 0 < nal_type < 24:  # single NAL unit
-            if nal_type == 5:
-                self._key = True
-            elif nal_type == 7:
-                self._has_ps = True
+            self._note(nal_type)
             parts.append(_START_CODE)
             parts.append(packet[start:end])
         elif nal_type == 24:  # STAP-A: 16-bit size, NAL unit, ...
-            pos = start + 1
-            while pos < end:
-                if end - pos < 3:
-                    self._damaged = True
-                    return
-                stop = pos + 2 + _U16.unpack_from(packet, pos)[0]
-                pos += 2
-                if stop > end or stop == pos:
-                    self._damaged = True
-                    return
-                nal_type = packet[pos] & 0x1F
-                if nal_type == 5:
-                    self._key = True
-                elif nal_type == 7:
-                    self._has_ps = True
-                parts.append(_START_CODE)
-                parts.append(packet[pos:stop])
-                pos = stop
+            self._aggregate(packet, start + 1, end, 1)
         elif nal_type in (25, 26, 27, 29):  # STAP-B, MTAP16, MTAP24, FU-B
             self.unsupported += 1
             self._damaged = True
         # 0, 30, 31: reserved/undefined, ignored as RFC 6184 §5.2 asks of receivers.
+
+    @staticmethod
+    def _nal_type(first_byte: int) -> int:
+        return first_byte & 0x1F
+
+    def _note(self, nal_type: int) -> None:
+        if nal_type == 5:  # IDR slice
+            self._key = True
+        elif nal_type == 7:  # SPS
+            self._has_ps = True
 
     @staticmethod
     def _is_aud(nal: bytes) -> bool:
@@ -451,10 +464,7 @@ class H265Depacketizer(_Depacketizer):
                 if self._in_fu:
                     self._damaged = True
                 nal_type = fu_header & 0x3F
-                if 16 <= nal_type <= 21:
-                    self._key = True
-                elif nal_type == 33:
-                    self._has_ps = True
+                self._note(nal_type)
                 parts.append(
                     _START_CODE + bytes(((header & 0x81) | (nal_type << 1), packet[start + 1]))
                 )
@@ -470,35 +480,25 @@ class H265Depacketizer(_Depacketizer):
             self._damaged = True
             self._in_fu = False
         if nal_type < 48:  # single NAL unit
-            if 16 <= nal_type <= 21:
-                self._key = True
-            elif nal_type == 33:
-                self._has_ps = True
+            self._note(nal_type)
             parts.append(_START_CODE)
             parts.append(packet[start:end])
         elif nal_type == 48:  # AP: payload header, then 16-bit size, NAL unit, ...
-            pos = start + 2
-            while pos < end:
-                if end - pos < 4:
-                    self._damaged = True
-                    return
-                stop = pos + 2 + _U16.unpack_from(packet, pos)[0]
-                pos += 2
-                if stop > end or stop - pos < 2:
-                    self._damaged = True
-                    return
-                nal_type = (packet[pos] >> 1) & 0x3F
-                if 16 <= nal_type <= 21:
-                    self._key = True
-                elif nal_type == 33:
-                    self._has_ps = True
-                parts.append(_START_CODE)
-                parts.append(packet[pos:stop])
-                pos = stop
+            self._aggregate(packet, start + 2, end, 2)
         elif nal_type == 50:  # PACI
             self.unsupported += 1
             self._damaged = True
         # 51-63: unspecified, ignored.
+
+    @staticmethod
+    def _nal_type(first_byte: int) -> int:
+        return (first_byte >> 1) & 0x3F
+
+    def _note(self, nal_type: int) -> None:
+        if 16 <= nal_type <= 21:  # IRAP picture
+            self._key = True
+        elif nal_type == 33:  # SPS
+            self._has_ps = True
 
     @staticmethod
     def _is_aud(nal: bytes) -> bool:
