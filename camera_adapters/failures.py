@@ -82,10 +82,10 @@ def diagnose_rtsp(url: str, timeout: float = 2.0) -> RtspDiagnosis:
         return RtspDiagnosis("silent", f"nothing within {timeout:g} s")
     if data.startswith(b"RTSP/"):
         return RtspDiagnosis("rtsp", data.split(b"\r\n", 1)[0].decode("latin-1"))
-    return RtspDiagnosis("not_rtsp", _printable(data[:16]))
+    return RtspDiagnosis("not_rtsp", printable(data[:16]))
 
 
-def _printable(data: bytes) -> str:
+def printable(data: bytes) -> str:
     return "".join(chr(b) if 32 <= b < 127 else f"\\x{b:02x}" for b in data)
 
 
@@ -114,7 +114,7 @@ def explain_open_failure(
         if isinstance(error, FileNotFoundError | av.error.FileNotFoundError):
             return SessionEnd("error", f"video file not found: {shown}")
         return SessionEnd("error", f"cannot read {shown} as a video: {_reason(error)}")
-    where = _host_port(url)
+    where = host_port(url)
     if is_auth_error(error):
         return _rejected_credentials(where, _reason(error))
     if isinstance(error, av.error.HTTPNotFoundError):
@@ -136,14 +136,10 @@ def explain_open_failure(
     ):
         return SessionEnd("error", f"cannot reach {where}: {_reason(error)}")
     timed_out = _is_timeout(error) or elapsed >= timeout * 0.9
-    if url.lower().startswith("rtsp://") and (
-        timed_out or isinstance(error, av.error.InvalidDataError)
-    ):
+    if timed_out or isinstance(error, av.error.InvalidDataError):
         diagnosed = _diagnosed(url, where, elapsed=elapsed, timeout=timeout, timed_out=timed_out)
         if diagnosed is not None:
             return diagnosed
-    if timed_out:
-        return SessionEnd("stalled", f"no answer from {where} within {elapsed:.1f} s")
     return SessionEnd("error", f"cannot open the stream at {shown}: {_reason(error)}")
 
 
@@ -151,7 +147,7 @@ def explain_handshake_failure(
     error: RtspHandshakeError, url: str, *, elapsed: float, timeout: float
 ) -> SessionEnd:
     """The native RTSP client's failures in the same words as FFmpeg's (above)."""
-    where = _host_port(url)
+    where = host_port(url)
     status = f"{error.status} from the camera" if error.status else str(error)
     if error.kind == "auth":
         return _rejected_credentials(where, status)
@@ -195,7 +191,8 @@ def _refused(where: str) -> SessionEnd:
 def _diagnosed(
     url: str, where: str, *, elapsed: float, timeout: float, timed_out: bool
 ) -> SessionEnd | None:
-    """An open that timed out or got nonsense, told apart by one plain OPTIONS question."""
+    """An open that timed out or got nonsense, told apart by one plain OPTIONS question
+    (RTSP only); None when it did not time out and the answer says nothing more."""
     if url.lower().startswith("rtsp://"):
         diagnosis = diagnose_rtsp(url, timeout=min(2.0, max(0.5, timeout / 2)))
         if diagnosis.reply == "silent":
@@ -224,7 +221,7 @@ def _diagnosed(
 
 
 def explain_read_failure(error: BaseException, url: str, *, silence_s: float) -> SessionEnd:
-    where = _host_port(url)
+    where = host_port(url)
     if _is_timeout(error):
         return SessionEnd("stalled", f"no video data from {where} for {silence_s:.1f} s")
     if is_auth_error(error):
@@ -232,7 +229,7 @@ def explain_read_failure(error: BaseException, url: str, *, silence_s: float) ->
     return SessionEnd("error", f"the stream from {where} failed: {_reason(error)}")
 
 
-def _host_port(url: str) -> str:
+def host_port(url: str) -> str:
     try:
         parts = urlsplit(url)
         host = parts.hostname

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
-from camera_adapters.failures import _host_port, _printable
+from camera_adapters.failures import host_port, printable
 from camera_adapters.redact import redact_url
 
 HandshakeFailure = Literal[
@@ -471,7 +471,7 @@ class _Connection:
         self.target = target
         self.timeout_s = timeout_s
         self.user_agent = user_agent
-        self.where = _host_port(target.url)
+        self.where = host_port(target.url)
         self.cseq = 0
         self.auth: _Auth | None = None
         self.buffer = bytearray()
@@ -580,7 +580,7 @@ class _Connection:
                 raise RtspHandshakeError(
                     "protocol",
                     f"{method} {redact_url(uri)}: the answer is not RTSP "
-                    f"(first bytes: '{_printable(bytes(buffer[:32]))}'): check that "
+                    f"(first bytes: '{printable(bytes(buffer[:32]))}'): check that "
                     "this is the camera's RTSP port",
                 )
             else:
@@ -633,7 +633,7 @@ class _Connection:
             raise RtspHandshakeError(
                 "protocol",
                 f"{method} {redact_url(uri)}: malformed status line "
-                f"'{_printable(head.splitlines()[0][:80] if head else b'')}'",
+                f"'{printable(head.splitlines()[0][:80] if head else b'')}'",
             )
         headers: list[tuple[str, str]] = []
         for line in lines[1:]:
@@ -646,10 +646,10 @@ class _Connection:
                 raise RtspHandshakeError(
                     "protocol",
                     f"{method} {redact_url(uri)}: malformed header line "
-                    f"'{_printable(line.encode()[:80])}'",
+                    f"'{printable(line.encode()[:80])}'",
                 )
             headers.append((name.strip().lower(), value.strip()))
-        reason = _printable((matched.group(4) or "").strip().encode()[:80])
+        reason = printable((matched.group(4) or "").strip().encode()[:80])
         return _Reply(int(matched.group(3)), reason, headers, b"")
 
     def _content_length(self, method: str, uri: str, reply: _Reply) -> int:
@@ -662,7 +662,7 @@ class _Connection:
                 method,
                 uri,
                 reply,
-                f"unusable Content-Length '{_printable(text.encode()[:20])}'",
+                f"unusable Content-Length '{printable(text.encode()[:20])}'",
             )
         return int(text)
 
