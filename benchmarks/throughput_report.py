@@ -131,6 +131,7 @@ def write_markdown(doc: dict[str, Any], path: Path, plot_name: str) -> None:
                 line += f"; FFmpeg {_f(ffmpeg['cpu_per_stream'], 4)}"
             lines.append(line)
         lines.append("")
+    lines += _where_the_cpu_goes(doc)
     lines += [
         "## Every step",
         "",
@@ -210,6 +211,51 @@ def write_plot(doc: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+ROLES = {
+    "rtsp-receiver": "receivers: receiving, splitting into pictures, decoding, resizing",
+    "inference": "inference workers: batching, pre-processing, detection, rules",
+    "pipeline": "pipeline housekeeping: rates, health reports, thumbnails",
+    "source": "the cameras' own threads (connecting; FFmpeg-read cameras read and decode here)",
+    "native": "threads Python did not start (ONNX Runtime, FFmpeg)",
+}
+
+
+def _where_the_cpu_goes(doc: dict[str, Any]) -> list[str]:
+    """SharpEyes' CPU at its largest passing K, by thread role, against the floor's parts."""
+    floor = doc["floor"]
+    lines: list[str] = []
+    for rate in doc["config"]["rates"]:
+        passed = [
+            s
+            for s in doc["steps"]
+            if s["rate"] == rate and s["variant"] == "sharpeyes" and s["passed"]
+        ]
+        step = max(passed, key=lambda s: s["k"], default=None)
+        roles = (step or {}).get("extra", {}).get("cpu_by_thread")
+        if not roles:
+            continue
+        if not lines:
+            lines += [
+                "## Where SharpEyes' CPU goes",
+                "",
+                "CPU of each kind of thread over the measurement window at SharpEyes' largest "
+                "passing K, per analysis (the floor per analysis: "
+                f"{_f(floor['keyframe_decode_cpu_s'] * 1000, 2)} ms keyframe decode, "
+                f"{_f(floor['detect_cpu_s'] * 1000, 2)} ms detection):",
+                "",
+                "| rate | K | threads | CPU-s per stream-s | ms per analysis |",
+                "|---|---|---|---|---|",
+            ]
+        per_stream_s = step["window_s"] * step["k"]
+        for role, cpu in sorted(roles.items(), key=lambda item: -item[1]):
+            share = cpu / per_stream_s
+            lines.append(
+                f"| {rate:g} | {step['k']} | {ROLES.get(role, role)} | {share:.5f} | "
+                f"{_f(share / rate * 1000, 2)} |"
+            )
+    return [*lines, ""] if lines else []
 
 
 def _inference(doc: dict[str, Any]) -> str:

@@ -123,6 +123,7 @@ class Decoder:
         self.context = context
         self.keyframes_only = keyframes_only
         self.threads = threads
+        self.skipping_rest_of_gop = False
 
     def skip_pictures(self, skip: bool) -> None:
         """In keyframe mode, skip (``ALL``) or decode (``NONKEY``) the coming keyframes: a
@@ -140,6 +141,12 @@ class Decoder:
         """
         if not self.keyframes_only:
             self.context.skip_frame = "NONKEY" if skip else "DEFAULT"
+            self.skipping_rest_of_gop = skip
+
+    @property
+    def wants_only_keyframes(self) -> bool:
+        """Whether a picture between keyframes would be skipped unread right now."""
+        return self.keyframes_only or self.skipping_rest_of_gop
 
     def decode(self, packet: av.Packet) -> list[av.VideoFrame]:
         return self.context.decode(packet)  # type: ignore[return-value]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +48,20 @@ class LatestFrame:
     def __init__(self) -> None:
         self._frame: Frame | None = None
         self._cond = threading.Condition()
+        self._listeners: list[Callable[[], None]] = []
         self.dropped = 0  # frames replaced before anyone took them
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (on the putting thread, after the frame is in) for every frame
+        put, so that a consumer of many mailboxes sleeps until one has something instead of
+        polling them all."""
+        with self._cond:
+            self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Callable[[], None]) -> None:
+        with self._cond:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
 
     def put(self, frame: Frame) -> None:
         with self._cond:
@@ -55,6 +69,9 @@ class LatestFrame:
                 self.dropped += 1
             self._frame = frame
             self._cond.notify_all()
+            listeners = tuple(self._listeners)
+        for listener in listeners:
+            listener()
 
     def take(self) -> Frame | None:
         """The newest frame not yet taken, or None."""

@@ -5,7 +5,7 @@ header and the payload of every packet, on one blocked thread per camera. For a 
 that is ~170 packets and ~1,000 system calls a second, and the woken threads fight over the
 GIL: receiving alone cost 0.0016 CPU-s per stream-second with 96 cameras, as much as half the
 keyframe decoding and detection the analysis needs at 0.2/s. A receiver here waits on all its
-sockets at once, sleeps a tick (20 ms: less than a frame at 25 fps) so that each wake-up finds
+sockets at once, sleeps a tick (40 ms: one frame at 25 fps) so that each wake-up finds
 a frame or more of data per socket, reads it with one ``recv`` and splits it in Python
 (``rtp_depacketizer``): the same measurement gives 0.0002–0.0003.
 
@@ -40,7 +40,10 @@ from camera_adapters.rtsp_handshake import PlayingSession
 
 log = logging.getLogger(__name__)
 
-TICK_S = 0.02  # sleep between wake-ups: batches each socket's data, adds at most this latency
+# Sleep between wake-ups: batches each socket's data, adds at most this latency. 40 ms rather
+# than 20 halves the recv calls and the Python around them (receiving at 0.2 analyses/s and
+# 128 cameras: see docs/benchmarks.md).
+TICK_S = 0.04
 HOUSEKEEPING_S = 0.25  # stop requests, stalls and keepalives are checked this often
 RECV_BYTES = 256 * 1024
 # Data arriving without one whole picture for this long: the stream is one the depacketizer

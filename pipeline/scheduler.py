@@ -40,6 +40,10 @@ class Mailbox(Protocol):
 
     def take(self) -> Frame | None: ...
 
+    def subscribe(self, listener: Callable[[], None]) -> None: ...
+
+    def unsubscribe(self, listener: Callable[[], None]) -> None: ...
+
 
 @dataclass
 class CameraSlot:
@@ -90,6 +94,13 @@ class Scheduler:
         self._tickets = 0
         self.scale = 1.0
         self.waiting = 0  # due cameras with a frame that the last call left out
+        # Set whenever what take_ready would return may have changed: a frame arrived, a
+        # camera was released, added or rescaled. Time passing alone never makes a camera
+        # ready (a frame is taken only if captured after its due time), so the batcher
+        # sleeps on this instead of polling every camera's mailbox.
+        self._changed = threading.Event()
+        for slot in self.slots:
+            slot.mailbox.subscribe(self._changed.set)
 
     def slot(self, camera_id: str) -> CameraSlot:
         return self._by_id[camera_id]
@@ -102,6 +113,8 @@ class Scheduler:
             slot.fps = slot.base_fps * self.scale
             self.slots.append(slot)
             self._by_id[slot.camera_id] = slot
+        slot.mailbox.subscribe(self._changed.set)
+        self._changed.set()
 
     def remove(self, camera_id: str) -> CameraSlot | None:
         """Stop scheduling a camera; a frame of it already in flight still completes."""
@@ -109,7 +122,9 @@ class Scheduler:
             slot = self._by_id.pop(camera_id, None)
             if slot is not None:
                 self.slots.remove(slot)
-            return slot
+        if slot is not None:
+            slot.mailbox.unsubscribe(self._changed.set)
+        return slot
 
     @property
     def demand_fps(self) -> float:
@@ -136,10 +151,16 @@ class Scheduler:
             self.waiting = ready - len(taken)
         return taken
 
-    def next_due(self) -> float:
-        """The earliest capture time any idle camera could next be due at (inf if none)."""
-        with self._lock:
-            return min((s.earliest for s in self.slots if not s.in_flight), default=math.inf)
+    def wait_for_change(self, timeout: float) -> None:
+        """Sleep until a frame arrives, a camera is released, added or rescaled (or
+        ``timeout``). A change between the last ``take_ready`` and this call ends the wait at
+        once, so none is missed."""
+        self._changed.wait(timeout)
+        self._changed.clear()
+
+    def wake(self) -> None:
+        """End the current ``wait_for_change`` (e.g. to stop)."""
+        self._changed.set()
 
     def _dispatch(self, slot: CameraSlot, frame: Frame) -> None:
         slot.in_flight = True
@@ -162,6 +183,7 @@ class Scheduler:
             slot = self._by_id.get(camera_id)
             if slot is not None:  # None: removed while its frame was being analysed
                 slot.in_flight = False
+        self._changed.set()  # a newer frame may be waiting in its mailbox
 
     def set_scale(self, scale: float) -> None:
         """Scale every camera's configured rate by ``scale`` (the same factor for all)."""
@@ -169,6 +191,7 @@ class Scheduler:
             self.scale = scale
             for slot in self.slots:
                 slot.fps = slot.base_fps * scale
+        self._changed.set()
 
 
 @dataclass(frozen=True)

@@ -253,6 +253,7 @@ class PipelineService:
                 self._housekeeping()
         finally:
             stop.set()
+            self.scheduler.wake()  # a worker waiting for frames notices the stop at once
             for worker in workers:
                 worker.join(10.0)
             self.stop()

@@ -45,6 +45,9 @@ def test_tiny_benchmark_writes_json_markdown_and_plot(tmp_path: Path) -> None:
         assert step["cpu_s"] > 0 and step["rss_peak_mb"] > 50
         assert step["latency_p99_s"] is not None and step["latency_p99_s"] >= 0
     assert sides["sharpeyes"]["extra"]["decode_modes"], "the real PyAV sources reported"
+    roles = sides["sharpeyes"]["extra"]["cpu_by_thread"]  # where the CPU went, by thread
+    assert roles["rtsp-receiver"] > 0 and roles["inference"] > 0, roles
+    assert sum(roles.values()) <= sides["sharpeyes"]["cpu_s"] * 1.05 + 0.05, roles
     summary = doc["summary"]["1"]
     assert summary["floor_cpu_per_stream"] == pytest.approx(floor["per_analysis_cpu_s"])
     for key in ("baseline", "sharpeyes"):
@@ -55,14 +58,15 @@ def test_tiny_benchmark_writes_json_markdown_and_plot(tmp_path: Path) -> None:
     by_ffmpeg = doc["receive_ffmpeg"]["2"]  # the same cameras demuxed by FFmpeg, for comparison
     assert by_ffmpeg["reader"] == "ffmpeg" and by_ffmpeg["packets"] > 0
     assert not by_ffmpeg["errors"] and by_ffmpeg["cpu_per_stream"] > 0
+    markdown = (tmp_path / "throughput.md").read_text()
     if sides["sharpeyes"]["passed"]:  # a 4-s window is short: the step may fail on its rate
+        assert "## Where SharpEyes' CPU goes" in markdown and "| 1 | 2 | receivers" in markdown
         assert summary["receive_cpu_per_stream"] == receive["cpu_per_stream"]
         expected = summary["sharpeyes"]["cpu_per_stream"] / (
             summary["floor_cpu_per_stream"] + receive["cpu_per_stream"]
         )
         assert summary["sharpeyes_cost_over_floor_with_receive"] == pytest.approx(expected)
 
-    markdown = (tmp_path / "throughput.md").read_text()
     for expected in ("## Summary", "| 1 | baseline | 2 |", "| 1 | sharpeyes | 2 |", "floor",
                      "> test run", "throughput.png", "; FFmpeg "):  # fmt: skip
         assert expected in markdown

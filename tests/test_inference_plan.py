@@ -10,11 +10,11 @@ CPU_ONLY = ["CPUExecutionProvider"]
 WITH_CUDA = ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
-def test_on_a_cpu_one_single_threaded_call_of_four_frames_per_core() -> None:
+def test_on_a_cpu_one_single_threaded_call_of_one_frame_per_core() -> None:
     plan = plan_inference(PipelineSettings(), DetectorSettings(), available=CPU_ONLY, cpus=8)
-    assert (plan.workers, plan.max_batch, plan.model.intra_op_threads) == (8, 4, 1)
+    assert (plan.workers, plan.max_batch, plan.model.intra_op_threads) == (8, 1, 1)
     settings = plan.pipeline(PipelineSettings())
-    assert (settings.inference_workers, settings.max_batch) == (8, 4)
+    assert (settings.inference_workers, settings.max_batch) == (8, 1)
 
 
 def test_threads_given_for_the_model_divide_the_cores_between_calls() -> None:
@@ -31,7 +31,7 @@ def test_a_gpu_gets_two_calls_of_large_batches_and_onnx_runtimes_threads() -> No
     assert (plan.workers, plan.max_batch, plan.model.intra_op_threads) == (2, 16, None)
     # The GPU build missing: the CPU plan, as the detector will fall back to the CPU.
     plan = plan_inference(PipelineSettings(), model, available=CPU_ONLY, cpus=8)
-    assert (plan.workers, plan.max_batch, plan.model.intra_op_threads) == (8, 4, 1)
+    assert (plan.workers, plan.max_batch, plan.model.intra_op_threads) == (8, 1, 1)
 
 
 def test_explicit_settings_are_kept() -> None:

@@ -244,7 +244,7 @@ def test_overload_lowers_rates_evenly_reports_it_and_recovers(redis_server, capl
 
 
 class SimulatedStop(threading.Event):
-    """A stop event whose waits pass simulated time (the batcher's poll while it waits)."""
+    """A stop event whose waits pass simulated time (and stand in for the batcher's sleeps)."""
 
     def __init__(self, harness: Harness) -> None:
         super().__init__()
@@ -276,11 +276,12 @@ def test_a_batch_closes_at_max_wait_or_max_batch(
     )
     stop = SimulatedStop(h)
     stop.wait(0)
+    h.service.batcher.wait = stop.wait  # the batcher's sleeps pass simulated time
     batch = h.service.batcher.collect(stop)
     assert batch is not None
     assert [item.slot.camera_id for item in batch.items] == list(h.sources)[:expected]
     waited = batch.closed_at - batch.items[0].frame.captured_at
-    assert waited <= max_wait_ms / 1000 + h.service.batcher.poll_s + 1e-9
+    assert waited <= max_wait_ms / 1000 + 1e-9
 
 
 def test_a_failing_detector_releases_the_cameras(redis_server, caplog) -> None:
@@ -332,3 +333,116 @@ def test_controller_waits_out_start_up_and_sheds_gently_when_late_with_headroom(
         controller.record_batch(frames=5, busy_s=0.1, latencies=[0.05] * 5)
         controller.maybe_adjust(t)
     assert scheduler.scale == 1.0
+
+
+class _Instant:
+    name = "instant"
+    input_size = (416, 416)
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        return [Detections.empty() for _ in images]
+
+
+def _frame(camera: str, sequence: int = 1) -> Frame:
+    import time
+
+    return Frame(camera, time.time(), np.zeros((8, 8, 3), np.uint8), (8, 8), sequence)
+
+
+def _collect_in_background(batcher, stop):  # type: ignore[no-untyped-def]
+    import time
+
+    out: dict[str, object] = {}
+
+    def run() -> None:
+        out["batch"] = batcher.collect(stop)
+        out["at"] = time.monotonic()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, out
+
+
+def test_an_arriving_frame_wakes_the_waiting_batcher_without_polling() -> None:
+    """Real threads and real time: the batcher sleeps (idle_s is 30 s here) until a mailbox
+    announces a frame, then forms the batch at once; it does not look at the mailboxes
+    again while nothing arrives."""
+    import time
+
+    from pipeline.batcher import Batcher
+
+    boxes = {c: LatestFrame() for c in ("a", "b")}
+    scheduler = Scheduler([CameraSlot(c, 1.0, box) for c, box in boxes.items()])
+    looks = []
+    take_ready = scheduler.take_ready
+
+    def counted(now: float, limit: int):  # type: ignore[no-untyped-def]
+        looks.append(now)
+        return take_ready(now, limit)
+
+    scheduler.take_ready = counted  # type: ignore[method-assign]
+    batcher = Batcher(scheduler, _Instant(), max_batch=4, max_wait_s=0.0, idle_s=30.0)
+    stop = threading.Event()
+    thread, out = _collect_in_background(batcher, stop)
+    time.sleep(0.5)
+    assert "batch" not in out and len(looks) <= 2  # asleep, not polling
+    put_at = time.monotonic()
+    boxes["b"].put(_frame("b"))
+    thread.join(5.0)
+    batch = out["batch"]
+    assert batch is not None and [i.slot.camera_id for i in batch.items] == ["b"]
+    assert out["at"] - put_at < 5.0  # woken by the frame, not by the 30-s idle timeout
+
+
+def test_a_batch_closes_when_full_before_max_wait_and_a_release_wakes_the_batcher() -> None:
+    import time
+
+    from pipeline.batcher import Batcher
+
+    boxes = {c: LatestFrame() for c in ("a", "b", "c")}
+    scheduler = Scheduler([CameraSlot(c, 100.0, box) for c, box in boxes.items()])
+    batcher = Batcher(scheduler, _Instant(), max_batch=2, max_wait_s=30.0, idle_s=30.0)
+    stop = threading.Event()
+    thread, out = _collect_in_background(batcher, stop)
+    boxes["a"].put(_frame("a"))
+    time.sleep(0.2)
+    boxes["b"].put(_frame("b"))  # the second of max_batch: the batch closes now, not in 30 s
+    thread.join(5.0)
+    assert not thread.is_alive()
+    first = out["batch"]
+    assert first is not None and [i.slot.camera_id for i in first.items] == ["a", "b"]
+
+    # Camera a is in flight; its next frame waits until it is released, which wakes the
+    # batcher (no frame arrives then).
+    boxes["a"].put(_frame("a", 2))
+    batcher = Batcher(scheduler, _Instant(), max_batch=2, max_wait_s=0.0, idle_s=30.0)
+    thread, out = _collect_in_background(batcher, stop)
+    time.sleep(0.3)
+    assert "batch" not in out
+    scheduler.complete("a")
+    thread.join(5.0)
+    assert not thread.is_alive()
+    batch = out["batch"]
+    assert batch is not None and [i.slot.camera_id for i in batch.items] == ["a"]
+
+
+def test_stopping_wakes_a_batcher_that_waits_for_frames() -> None:
+    from pipeline.batcher import Batcher
+
+    scheduler = Scheduler([CameraSlot("a", 1.0, LatestFrame())])
+    batcher = Batcher(scheduler, _Instant(), max_batch=4, max_wait_s=0.0, idle_s=30.0)
+    stop = threading.Event()
+    thread, out = _collect_in_background(batcher, stop)
+    stop.set()
+    scheduler.wake()
+    thread.join(5.0)
+    assert not thread.is_alive() and out["batch"] is None
+
+
+def test_a_removed_camera_no_longer_wakes_the_batcher() -> None:
+    box = LatestFrame()
+    scheduler = Scheduler([CameraSlot("a", 1.0, box)])
+    scheduler.wait_for_change(0)  # forget the start
+    scheduler.remove("a")
+    box.put(_frame("a"))
+    assert not scheduler._changed.is_set()

@@ -121,6 +121,36 @@ def test_native_and_ffmpeg_readers_hand_on_the_same_pictures(rtsp_server: RtspSe
     assert native.decode_errors == ffmpeg.decode_errors == 0
 
 
+def test_native_reader_decodes_each_gop_only_up_to_its_last_analysed_picture(
+    rtsp_server: RtspServer,
+) -> None:
+    """2 analyses/s on a clip with a keyframe every second: each GOP is decoded from its
+    keyframe to the picture analysed between keyframes, and the pictures after it are never
+    handed to the decoder. The next GOP still decodes cleanly and the rate holds."""
+    source = PyAVSource(
+        camera(rtsp_server.url("cam1")),
+        SourceOptions(analysis_size=(320, 320), analysis_fps=2.0),
+    )
+    source.start()
+    try:
+        wait_for(lambda: source.snapshot().keyframe_interval_s, 20)
+        source.frames.take()
+        frames, started = [], time.monotonic()
+        while time.monotonic() - started < 5.0:
+            frame = source.frames.wait(1.0)
+            if frame is not None:
+                frames.append(frame)
+        health = source.snapshot()
+    finally:
+        assert source.stop(10)
+    assert health.receiver == "native" and health.decode_mode == "all"
+    assert any(not f.keyframe for f in frames) and any(f.keyframe for f in frames)
+    assert 8 <= len(frames) <= 12, len(frames)  # 2/s over 5 s
+    assert health.decode_errors == 0
+    # 10 pictures per GOP, 4 decoded (keyframe to the one due 0.3 s later): well under all.
+    assert health.frames_in < 0.6 * health.packets_in, health
+
+
 def test_a_codec_the_native_receiver_lacks_falls_back_to_ffmpeg(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
