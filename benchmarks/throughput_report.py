@@ -226,16 +226,20 @@ def _where_the_cpu_goes(doc: dict[str, Any]) -> list[str]:
     """SharpEyes' CPU at its largest passing K, by thread role, against the floor's parts."""
     floor = doc["floor"]
     lines: list[str] = []
-    for rate in doc["config"]["rates"]:
-        passed = [
-            s
-            for s in doc["steps"]
-            if s["rate"] == rate and s["variant"] == "sharpeyes" and s["passed"]
-        ]
-        step = max(passed, key=lambda s: s["k"], default=None)
+    for key, summary in doc["summary"].items():
+        k = (summary.get("sharpeyes") or {}).get("max_k_passed")
+        step = next(
+            (
+                s
+                for s in doc["steps"]
+                if f"{s['rate']:g}" == key and s["variant"] == "sharpeyes" and s["k"] == k
+            ),
+            None,
+        )
         roles = (step or {}).get("extra", {}).get("cpu_by_thread")
-        if not roles:
+        if step is None or not roles:
             continue
+        rate = step["rate"]
         if not lines:
             lines += [
                 "## Where SharpEyes' CPU goes",
