@@ -43,7 +43,7 @@ from typing import Literal
 
 import av
 
-from camera_adapters.decoder import DecodeLoad, Decoder, StreamInfo, decoder_threads
+from camera_adapters.decoder import Deblock, DecodeLoad, Decoder, StreamInfo, decoder_threads
 from camera_adapters.failures import (
     EndKind,
     SessionEnd,
@@ -99,6 +99,10 @@ class SourceOptions:
     # that decodes 16 frames per GOP instead of 26, and analyses fall 0.6 s and 1.4 s apart
     # (still exactly 1/s). True: pictures as evenly spaced as the frame rate allows.
     even_spacing: bool = False
+    # Deblocking (H.264 / H.265's in-loop filter) on every picture ("all", bit exact) or on
+    # keyframes only ("keyframes": pictures between keyframes a quarter cheaper to decode, a
+    # drift the detector does not see; see decoder.py).
+    deblock: Deblock = "keyframes"
     # RTSP over TCP: "auto" reads H.264 / H.265 cameras with the shared native receiver
     # (rtsp_receiver.py: a few threads for all cameras, a third of FFmpeg's CPU), anything
     # else (UDP, RTSPS, other codecs, files) with FFmpeg; "ffmpeg": FFmpeg for every camera.
@@ -123,6 +127,8 @@ class SourceOptions:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)}")
         if self.decode not in ("auto", "keyframes", "all"):
             problems.append(f"decode must be auto, keyframes or all, got {self.decode!r}")
+        if self.deblock not in ("all", "keyframes"):
+            problems.append(f"deblock must be all or keyframes, got {self.deblock!r}")
         if self.receiver not in ("auto", "ffmpeg"):
             problems.append(f"receiver must be auto or ffmpeg, got {self.receiver!r}")
         if self.decode_threads < 0:
@@ -427,6 +433,7 @@ class PyAVSource:
             keyframes,
             decoder_threads(keyframes, self.options.decode_threads, heavy=heavy),
             self.options.hwaccel,
+            deblock=self.options.deblock,
         )
         if decoder.note and not self._hardware_note_logged:
             self._hardware_note_logged = True  # once per source, not per reconnect

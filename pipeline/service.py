@@ -145,6 +145,7 @@ class PipelineService:
             analysis_fps=fps,
             decode=self.settings.decode,
             even_spacing=self.settings.even_spacing,
+            deblock=self.settings.deblock,
             hwaccel=self.settings.hwaccel,
             receiver=self.settings.receiver,
             receivers=self.receivers,

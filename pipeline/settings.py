@@ -80,6 +80,14 @@ class PipelineSettings(BaseModel):
         "at 1/s, off decodes 16 frames per GOP and analyses 0.6 s / 1.4 s apart, on decodes "
         "26 and analyses 1 s apart. The rate is the same either way.",
     )
+    deblock: Literal["all", "keyframes"] = Field(
+        "keyframes",
+        description="Where the decoder runs H.264 / H.265's deblocking filter. keyframes: on "
+        "keyframes only, so frames decoded between keyframes cost a quarter less CPU and drift "
+        "slightly from the exact picture until the next keyframe (at the analysis size the "
+        "detector finds the same people: benchmarks/results/deblock.md); all: every frame, "
+        "bit exact.",
+    )
     receiver: Literal["auto", "ffmpeg"] = Field(
         "auto",
         description="auto: RTSP-over-TCP cameras sending H.264 or H.265 are read by a few shared "

@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
-from camera_adapters.decoder import DecodeLoad, decoder_threads
+from camera_adapters.decoder import DecodeLoad, Decoder, StreamInfo, decoder_threads
 from camera_adapters.frames import Frame
 from camera_adapters.health import SourceState
 from camera_adapters.pyav_source import PyAVSource, SourceOptions
@@ -108,7 +109,10 @@ def test_keyframe_mode_decodes_only_keyframes_at_the_model_size(gop_clip: Path) 
     assert health.frames_in == keyframes, "the decoder must skip every non-key frame"
     assert len(frames) == keyframes and all(f.keyframe for f in frames)
     assert {f.image.shape for f in frames} == {(234, 416, 3)}  # 640×360 fitted into 416²
-    assert health.decode_mode == "keyframes" and health.decoder == "h264 on cpu, 1 thread(s)"
+    assert (
+        health.decode_mode == "keyframes"
+        and health.decoder == "h264 on cpu, 1 thread(s), deblocking keyframes only"
+    )
 
 
 def test_sparse_keyframes_are_taken_at_the_analysis_rate_not_above_it(sample_clip: Path) -> None:
@@ -224,9 +228,46 @@ def test_decoder_threads_only_where_they_pay() -> None:
     assert load.record(0.03, now=110.0) and load.last_fraction == pytest.approx(0.75, 0.05)
 
 
+def decode_all(path: Path, deblock: str) -> list[tuple[bool, np.ndarray]]:
+    """Every picture of ``path`` through our Decoder: (keyframe, planar YUV pixels)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        decoder = Decoder(StreamInfo.of(stream), False, 1, None, deblock=deblock)  # type: ignore[arg-type]
+        pictures = []
+        for packet in container.demux(stream):
+            if packet.size:
+                pictures += decoder.decode(packet)
+        pictures += decoder.flush()
+    return [(bool(p.key_frame), p.to_ndarray(format="yuv420p")) for p in pictures]
+
+
+def test_deblocking_keyframes_only_keeps_keyframes_exact_and_others_close(gop_clip: Path) -> None:
+    """Skipping the in-loop filter between keyframes changes those pictures (it is on), only a
+    little (drift stays far below what a detector sees), and never a keyframe (it is exact)."""
+    exact = decode_all(gop_clip, "all")
+    fast = decode_all(gop_clip, "keyframes")
+    assert len(exact) == len(fast) >= 100
+    with av.open(str(gop_clip)) as container:  # "all" is FFmpeg's own, unchanged decoding
+        plain = [p.to_ndarray(format="yuv420p") for p in container.decode(video=0)]
+    assert all(np.array_equal(a, b) for (_, a), b in zip(exact, plain, strict=True))
+    changed = 0
+    for (key, a), (_, b) in zip(exact, fast, strict=True):
+        if key:
+            assert np.array_equal(a, b), "keyframes must stay bit exact"
+            continue
+        mse = float(np.mean((a.astype(np.float32) - b.astype(np.float32)) ** 2))
+        changed += mse > 0
+        assert mse == 0 or 10 * np.log10(255**2 / mse) > 35, "drift too large"
+    assert changed > len(exact) // 2, "the filter was not skipped between keyframes"
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
-    [({"stall_timeout_s": 0}, "stall_timeout_s"), ({"analysis_size": (0, 10)}, "analysis_size")],
+    [
+        ({"stall_timeout_s": 0}, "stall_timeout_s"),
+        ({"analysis_size": (0, 10)}, "analysis_size"),
+        ({"deblock": "some"}, "deblock"),
+    ],
 )
 def test_bad_source_options_name_the_field(change: dict[str, object], field: str) -> None:
     with pytest.raises(ValueError, match=field):
