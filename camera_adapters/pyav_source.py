@@ -42,6 +42,7 @@ from fractions import Fraction
 from typing import Literal
 
 import av
+from av.video.reformatter import Interpolation, VideoReformatter
 
 from camera_adapters.decoder import Deblock, DecodeLoad, Decoder, StreamInfo, decoder_threads
 from camera_adapters.failures import (
@@ -164,6 +165,12 @@ class PyAVSource:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._sequence = 0
+        # One scaler per camera, kept between frames and run on the calling thread:
+        # to_ndarray(width=…) sets up a new scaler per call with a thread per core (PyAV's
+        # default), started and stopped for every frame. On one thread, kept, 1080p → 416 px
+        # costs 0.75 ms of process CPU against ~0.85. Only the thread reading this camera uses
+        # it.
+        self._scaler = VideoReformatter()
         self._secrets = spec.secrets()
         self._rate_lock = threading.Lock()
         self._analysis_fps = self.options.analysis_fps
@@ -505,7 +512,14 @@ class PyAVSource:
 
     def _deliver(self, picture: av.VideoFrame, captured_at: float) -> None:
         width, height = fit_inside(picture.width, picture.height, self.options.analysis_size)
-        image = picture.to_ndarray(width=width, height=height, format="bgr24", interpolation="AREA")
+        image = self._scaler.reformat(
+            picture,
+            width=width,
+            height=height,
+            format="bgr24",
+            interpolation=Interpolation.AREA,
+            threads=1,
+        ).to_ndarray()
         self._sequence += 1
         self.frames.put(
             Frame(
