@@ -88,7 +88,7 @@ def _window(config: dict[str, Any], recorder: Recorder, stop: threading.Event) -
     recorder.window_start = time.time()
     threads0 = _thread_cpu(me)
     cpu0 = tree_cpu_seconds(me)
-    with PeakRss() as rss:
+    with PeakRss(children=False) as rss:  # every variant runs in this one process
         stop.wait(config["duration_s"])
     cpu1 = tree_cpu_seconds(me)
     threads1 = _thread_cpu(me)

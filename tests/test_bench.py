@@ -104,3 +104,30 @@ def test_rate_comes_from_analysis_intervals_not_window_counts() -> None:
     assert steady == pytest.approx(0.2)
     assert stalled == pytest.approx(1 / 20), "a camera analysed only early in the window"
     assert alone == pytest.approx(1 / 30)
+
+
+def test_peak_rss_counts_children_only_when_asked() -> None:
+    import sys
+
+    from benchmarks.proc_stats import PeakRss
+
+    # A child holding ~60 MB: the tree's peak includes it, the process's alone does not.
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; b = bytearray(60 << 20); b[::4096] = b'x' * "
+            "len(b[::4096]); sys.stdout.write('ready\\n'); sys.stdout.flush(); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+        with PeakRss(interval_s=0.05) as tree, PeakRss(interval_s=0.05, children=False) as alone:
+            pass
+    finally:
+        child.kill()
+        child.wait()
+    assert tree.peak - alone.peak > 50 << 20
+    assert alone.peak > 0
