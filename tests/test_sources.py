@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 
@@ -49,6 +50,11 @@ def test_file_source_yields_model_sized_keyframes(sample_clip: Path) -> None:
         assert frame.source_size == (width, height)
     assert [f.sequence for f in frames] == sorted(f.sequence for f in frames)
     assert frames[0].full_resolution().shape[:2] == (height, width)
+    thumbnail = frames[0].full_resolution(max_width=200)  # e.g. the console's thumbnails
+    assert thumbnail.shape == (round(height * 200 / width), 200, 3)
+    analysis = frames[0].image  # the same picture, scaled by the source for the detector
+    again = cv2.resize(thumbnail, analysis.shape[1::-1], interpolation=cv2.INTER_AREA)
+    assert np.abs(again.astype(int) - analysis).mean() < 6
     health = source.snapshot()
     assert health.decode_mode == "keyframes" and health.frames_in == health.frames_out
 
