@@ -41,6 +41,7 @@ from models.detections import Detections
 from models.detector import Detector
 from models.onnx_detector import load_detector
 from models.settings import DetectorSettings
+from models.tiling import TilingSettings, with_tiling
 from sharpeyes import sample_clips
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -56,6 +57,17 @@ class Decoded:
     keyframe: list[bool]
     cpu_s: list[float]
     images: list[np.ndarray]
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One clip to decode both ways, the detector to look at it with, and its annotated
+    people counts per picture (if any)."""
+
+    name: str
+    path: Path
+    detector: Detector
+    truth: list[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +87,8 @@ class Comparison:
     recall: float
     count_abs_diff_mean: float
     count_diff_sum: int  # fast − exact over all pictures: the bias
+    mae_exact: float | None = None  # people-count error against annotated counts, if any
+    mae_fast: float | None = None
 
 
 def decode(path: Path, deblock: Deblock, analysis_size: tuple[int, int]) -> Decoded:
@@ -141,6 +155,7 @@ def compare(
     exact_cpu: list[list[float]],
     fast_cpu: list[list[float]],
     detector: Detector,
+    truth: list[int] | None = None,
 ) -> list[Comparison]:
     if exact.keyframe != fast.keyframe:
         raise RuntimeError(f"{name}: the two decodes returned different pictures")
@@ -158,6 +173,8 @@ def compare(
         psnrs = [psnr(exact.images[i], fast.images[i]) for i in chosen]
         boxes_exact = boxes_fast = matched = diff_sum = 0
         abs_diffs = []
+        errors_exact: list[int] = []
+        errors_fast: list[int] = []
         for i in chosen:
             a, b = detector.detect([exact.images[i]])[0], detector.detect([fast.images[i]])[0]
             boxes_exact += len(a)
@@ -165,6 +182,9 @@ def compare(
             matched += matched_boxes(b, a)
             diff_sum += len(b) - len(a)
             abs_diffs.append(abs(len(b) - len(a)))
+            if truth is not None:
+                errors_exact.append(abs(len(a) - truth[i]))
+                errors_fast.append(abs(len(b) - truth[i]))
         rows.append(
             Comparison(
                 clip=name,
@@ -182,13 +202,20 @@ def compare(
                 recall=round(matched / boxes_exact, 4) if boxes_exact else 1.0,
                 count_abs_diff_mean=round(statistics.fmean(abs_diffs), 3),
                 count_diff_sum=diff_sum,
+                mae_exact=round(statistics.fmean(errors_exact), 3) if errors_exact else None,
+                mae_fast=round(statistics.fmean(errors_fast), 3) if errors_fast else None,
             )
         )
     return rows
 
 
 def run_clip(
-    name: str, path: Path, analysis_size: tuple[int, int], repeat: int, detector: Detector
+    name: str,
+    path: Path,
+    analysis_size: tuple[int, int],
+    repeat: int,
+    detector: Detector,
+    truth: list[int] | None = None,
 ) -> list[Comparison]:
     exact_cpu: list[list[float]] = []
     fast_cpu: list[list[float]] = []
@@ -199,7 +226,15 @@ def run_clip(
         fast = decode(path, "keyframes", analysis_size)
         fast_cpu.append(fast.cpu_s)
     assert exact is not None and fast is not None
-    return compare(name, exact, fast, exact_cpu, fast_cpu, detector)
+    if truth is not None and len(truth) < len(exact.images):
+        raise RuntimeError(f"{name}: {len(exact.images)} pictures but {len(truth)} counts")
+    return compare(name, exact, fast, exact_cpu, fast_cpu, detector, truth)
+
+
+def _mae(row: dict[str, object]) -> str:
+    if row.get("mae_exact") is None:
+        return "–"
+    return f"{row['mae_exact']:.2f} / {row['mae_fast']:.2f}"
 
 
 def render_markdown(report: dict[str, object]) -> str:
@@ -209,16 +244,18 @@ def render_markdown(report: dict[str, object]) -> str:
     lines = [
         "# Deblocking between keyframes: accuracy and decoder CPU",
         "",
-        f"{width}×{height} at {config['fps']} fps, a keyframe every {config['gop']} frames, "
-        f"{config['seconds']:g} s per clip; analysis size {config['analysis_size'][0]}×"
+        f"video and photos: {width}×{height} at {config['fps']} fps, a keyframe every "
+        f"{config['gop']} frames, {config['seconds']:g} s per clip; mall: the Mall dataset's "
+        "annotated 640×480 frames at their 2 fps, a keyframe every 2 s or 10 s; analysis size "
+        f"{config['analysis_size'][0]}×"
         f"{config['analysis_size'][1]}; detector {config['detector']}; CPU is the median of "
         f'{config["repeat"]} interleaved decodes. "exact" runs the deblocking filter on every '
         'picture, "fast" on keyframes only (`pipeline.deblock: keyframes`, the default).',
         "",
         "| clip | pictures | n | decoder ms exact | fast | saving | PSNR min / mean (dB) "
         "| boxes exact / fast | matched | precision | recall | mean abs count diff "
-        "| count diff sum |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| count diff sum | count MAE vs annotations, exact / fast |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report["results"]:  # type: ignore[attr-defined]
         lines.append(
@@ -226,7 +263,8 @@ def render_markdown(report: dict[str, object]) -> str:
             f"| {row['fast_ms']:.2f} | {row['saving']:.0%} | {row['psnr_min_db']:g} / "
             f"{row['psnr_mean_db']:g} | {row['boxes_exact']} / {row['boxes_fast']} "
             f"| {row['matched']} | {row['precision']:.3f} | {row['recall']:.3f} "
-            f"| {row['count_abs_diff_mean']:.3f} | {row['count_diff_sum']:+d} |"
+            f"| {row['count_abs_diff_mean']:.3f} | {row['count_diff_sum']:+d} "
+            f"| {_mae(row)} |"
         )
     lines += [
         "",
@@ -252,6 +290,19 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "--analysis-size", type=parse_size, default=(416, 416), help="the model's input"
     )
     parser.add_argument("--repeat", type=int, default=3, help="decodes per mode (median CPU)")
+    parser.add_argument(
+        "--mall-frames", type=int, default=None, help="use only the first N Mall frames"
+    )
+    parser.add_argument("--no-mall", action="store_true", help="leave the Mall clips out")
+    parser.add_argument(
+        "--tiled",
+        type=parse_size,
+        default=(1280, 960),
+        help="frame size of the tiled detector on the Mall clip (WxH)",
+    )
+    parser.add_argument(
+        "--no-tiled", dest="tiled", action="store_const", const=None, help="no tiled run"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="report directory")
     args = parser.parse_args(argv)
 
@@ -259,26 +310,55 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     settings = DetectorSettings()
     detector = load_detector(settings, data)
     photos = len(sample_clips.SAMPLE_IMAGES)
-    clips = {
-        "video": sample_clips.transcode(
-            sample_clips.demo_camera_clip(data),
-            size=args.size,
-            fps=args.fps,
-            gop=args.gop,
-            seconds=args.seconds,
+    clips = [
+        Clip(
+            "video",
+            sample_clips.transcode(
+                sample_clips.demo_camera_clip(data),
+                size=args.size,
+                fps=args.fps,
+                gop=args.gop,
+                seconds=args.seconds,
+            ),
+            detector,
         ),
-        "photos": sample_clips.clip_from_images(
-            data,
-            size=args.size,
-            fps=args.fps,
-            gop=args.gop,
-            seconds_per_image=args.seconds / photos,
+        Clip(
+            "photos",
+            sample_clips.clip_from_images(
+                data,
+                size=args.size,
+                fps=args.fps,
+                gop=args.gop,
+                seconds_per_image=args.seconds / photos,
+            ),
+            detector,
         ),
-    }
+    ]
+    if not args.no_mall and data.find(sample_clips.MALL_GROUND_TRUTH) is not None:
+        # The dense scene, as a camera would send it: the annotated frames at their own 2 fps
+        # with a keyframe every 2 s, and every 10 s ("smart codec" cameras), where drift has
+        # the longest to grow; and with the tiled detector that counts this scene best
+        # (benchmarks/results/accuracy.md), which looks at the pixels closest. Counts are
+        # checked against the annotations.
+        counts = json.loads(data.path(sample_clips.MALL_GROUND_TRUTH).read_text())["count"]
+        mall = {
+            gop: sample_clips.clip_from_frames(
+                data, "mall/frames", fps=2, gop=gop, limit=args.mall_frames
+            )
+            for gop in (4, 20)
+        }
+        clips += [Clip(f"mall, GOP {gop / 2:g} s", mall[gop], detector, counts) for gop in mall]
+        if args.tiled:
+            tiled = with_tiling(detector, TilingSettings(frame_size=args.tiled))
+            name = f"mall, GOP 2 s, tiled {args.tiled[0]}×{args.tiled[1]}"
+            clips.append(Clip(name, mall[4], tiled, counts))
     results: list[Comparison] = []
-    for name, path in clips.items():
-        print(f"{name}: decoding {path.name} both ways …", flush=True)
-        results += run_clip(name, path, args.analysis_size, max(1, args.repeat), detector)
+    for clip in clips:
+        print(f"{clip.name}: decoding {clip.path.name} both ways …", flush=True)
+        size = clip.detector.input_size if clip.detector is not detector else args.analysis_size
+        results += run_clip(
+            clip.name, clip.path, size, max(1, args.repeat), clip.detector, clip.truth
+        )
     report: dict[str, object] = {
         "benchmark": "deblock",
         "config": {
@@ -289,6 +369,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             "analysis_size": list(args.analysis_size),
             "repeat": args.repeat,
             "detector": settings.name,
+            "tiled": list(args.tiled) if args.tiled else None,
         },
         "machine": machine(),
         "results": [asdict(r) for r in results],

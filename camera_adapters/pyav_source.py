@@ -101,8 +101,8 @@ class SourceOptions:
     # (still exactly 1/s). True: pictures as evenly spaced as the frame rate allows.
     even_spacing: bool = False
     # Deblocking (H.264 / H.265's in-loop filter) on every picture ("all", bit exact) or on
-    # keyframes only ("keyframes": pictures between keyframes a quarter cheaper to decode, a
-    # drift the detector does not see; see decoder.py).
+    # keyframes only ("keyframes": pictures between keyframes up to a quarter cheaper to
+    # decode, a drift that does not make counting worse; see decoder.py).
     deblock: Deblock = "keyframes"
     # RTSP over TCP: "auto" reads H.264 / H.265 cameras with the shared native receiver
     # (rtsp_receiver.py: a few threads for all cameras, a third of FFmpeg's CPU), anything

@@ -83,10 +83,10 @@ class PipelineSettings(BaseModel):
     deblock: Literal["all", "keyframes"] = Field(
         "keyframes",
         description="Where the decoder runs H.264 / H.265's deblocking filter. keyframes: on "
-        "keyframes only, so frames decoded between keyframes cost a quarter less CPU and drift "
-        "slightly from the exact picture until the next keyframe (at the analysis size the "
-        "detector finds the same people: benchmarks/results/deblock.md); all: every frame, "
-        "bit exact.",
+        "keyframes only, so frames decoded between keyframes cost up to a quarter less CPU and "
+        "drift slightly from the exact picture until the next keyframe (the detector's boxes "
+        "change at its threshold, its count error does not grow: benchmarks/results/"
+        "deblock.md); all: every frame, bit exact.",
     )
     receiver: Literal["auto", "ffmpeg"] = Field(
         "auto",
