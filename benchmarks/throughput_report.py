@@ -255,7 +255,7 @@ def _where_the_cpu_goes(doc: dict[str, Any]) -> list[str]:
             ]
         per_stream_s = step["window_s"] * step["k"]
         # The process's CPU that no thread alive at the end accounts for: threads that came
-        # and went (a scaler setting up threads for every frame once cost 3 % this way).
+        # and went (a scaler setting up threads for every frame once cost 3-6 % this way).
         roles = {**roles, "ended": max(0.0, step["cpu_s"] - sum(roles.values()))}
         for role, cpu in sorted(roles.items(), key=lambda item: -item[1]):
             share = cpu / per_stream_s
