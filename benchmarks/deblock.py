@@ -33,7 +33,13 @@ from pathlib import Path
 import av
 import numpy as np
 
-from benchmarks.decode import machine, parse_size
+from benchmarks.decode import (
+    add_clip_arguments,
+    clip_config,
+    machine,
+    parse_size,
+    write_report,
+)
 from camera_adapters.decoder import Deblock, Decoder, StreamInfo
 from camera_adapters.pyav_source import fit_inside
 from models.datafiles import DataFiles
@@ -282,14 +288,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.deblock", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--size", type=parse_size, default=(1920, 1080), help="WxH of the clips")
-    parser.add_argument("--fps", type=int, default=25)
-    parser.add_argument("--gop", type=int, default=50, help="frames between keyframes")
-    parser.add_argument("--seconds", type=float, default=20.0, help="length of each clip")
-    parser.add_argument(
-        "--analysis-size", type=parse_size, default=(416, 416), help="the model's input"
-    )
-    parser.add_argument("--repeat", type=int, default=3, help="decodes per mode (median CPU)")
+    add_clip_arguments(parser, seconds=20.0, repeat_help="decodes per mode (median CPU)")
     parser.add_argument(
         "--mall-frames", type=int, default=None, help="use only the first N Mall frames"
     )
@@ -362,22 +361,14 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     report: dict[str, object] = {
         "benchmark": "deblock",
         "config": {
-            "size": list(args.size),
-            "fps": args.fps,
-            "gop": args.gop,
-            "seconds": args.seconds,
-            "analysis_size": list(args.analysis_size),
-            "repeat": args.repeat,
+            **clip_config(args),
             "detector": settings.name,
             "tiled": list(args.tiled) if args.tiled else None,
         },
         "machine": machine(),
         "results": [asdict(r) for r in results],
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "deblock.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / "deblock.md").write_text(render_markdown(report))
-    print(render_markdown(report))
+    write_report(args.out, "deblock", report, render_markdown(report))
     return report
 
 

@@ -303,18 +303,45 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def clip_config(args: argparse.Namespace) -> dict[str, object]:
+    """The options of ``add_clip_arguments`` as the report's ``config`` holds them."""
+    return {
+        "size": list(args.size),
+        "fps": args.fps,
+        "gop": args.gop,
+        "seconds": args.seconds,
+        "analysis_size": list(args.analysis_size),
+        "repeat": args.repeat,
+    }
+
+
+def write_report(out: Path, name: str, report: dict[str, object], markdown: str) -> None:
+    """``name``.json (every figure) and ``name``.md (the tables) in ``out``; the tables also
+    to the terminal."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / f"{name}.md").write_text(markdown)
+    print(markdown)
+
+
+def add_clip_arguments(parser: argparse.ArgumentParser, seconds: float, repeat_help: str) -> None:
+    """The stream the decoding benchmarks transcode (size, rate, GOP, length), the model's
+    input size and the repeats: the same options in each of them."""
+    parser.add_argument("--size", type=parse_size, default=(1920, 1080), help="WxH of the stream")
+    parser.add_argument("--fps", type=int, default=25)
+    parser.add_argument("--gop", type=int, default=50, help="frames between keyframes")
+    parser.add_argument("--seconds", type=float, default=seconds, help="length of the stream")
+    parser.add_argument(
+        "--analysis-size", type=parse_size, default=(416, 416), help="the model's input"
+    )
+    parser.add_argument("--repeat", type=int, default=3, help=repeat_help)
+
+
 def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.decode", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--size", type=parse_size, default=(1920, 1080), help="WxH of the stream")
-    parser.add_argument("--fps", type=int, default=25)
-    parser.add_argument("--gop", type=int, default=50, help="frames between keyframes")
-    parser.add_argument("--seconds", type=float, default=60.0, help="length of the stream")
-    parser.add_argument(
-        "--analysis-size", type=parse_size, default=(416, 416), help="the model's input"
-    )
-    parser.add_argument("--repeat", type=int, default=3, help="runs per case (median)")
+    add_clip_arguments(parser, seconds=60.0, repeat_help="runs per case (median)")
     parser.add_argument(
         "--case", action="append", choices=sorted(CASES), help="run only these cases"
     )
@@ -349,12 +376,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     report: dict[str, object] = {
         "benchmark": "decode",
         "config": {
-            "size": list(args.size),
-            "fps": args.fps,
-            "gop": args.gop,
-            "seconds": args.seconds,
-            "analysis_size": list(args.analysis_size),
-            "repeat": args.repeat,
+            **clip_config(args),
             "frame_threads": _threads(),
         },
         "clip": {**asdict(clip), "path": clip.path.name},
@@ -362,10 +384,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "results": [asdict(r) for r in results],
         "notes": notes,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "decode.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / "decode.md").write_text(render_markdown(report))
-    print(render_markdown(report))
+    write_report(args.out, "decode", report, render_markdown(report))
     return report
 
 
