@@ -16,7 +16,7 @@ from models.detections import Detections
 from pipeline.alerts import PendingAlert, Place, build_alert
 from pipeline.calibration import GroundPlane
 from pipeline.clusters import Group, GroupTracker
-from pipeline.gathering import GatheringMonitor, RuleEvent
+from pipeline.gathering import GatheringMonitor, Phase, RuleEvent
 from pipeline.zones import count_zones
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,8 @@ class CameraAnalyzer:
     ground: GroundPlane | None = field(init=False)
     zones: list[ZoneRules] = field(init=False)
     groups: GroupTracker | None = field(init=False)
+    # Rules of zones edited away with an episode open: ended with the next analysed frame.
+    _closing: list[ZoneRules] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         calibration = self.spec.calibration
@@ -70,10 +72,46 @@ class CameraAnalyzer:
         clusters = self.spec.clusters
         self.groups = GroupTracker(clusters, self.ground, self.new_id) if clusters else None
 
+    def reconfigured(self, spec: CameraSpec) -> CameraAnalyzer:
+        """The analyzer for the camera after an edit of its zones, groups or calibration.
+
+        A zone whose polygon and gathering thresholds did not change keeps its rule state:
+        an episode in it goes on through a rename or an edit of another zone, neither ended
+        nor raised again. An episode of a zone that was removed, reshaped or given other
+        thresholds is ended with the next analysed frame, so that its case is closed rather
+        than left open forever (a new episode starts if the people are still there). Group
+        episodes go on while the group settings and the calibration stay the same.
+        """
+        new = CameraAnalyzer(spec, self.producer, self.new_id)
+        before = {rules.zone.id: rules for rules in self.zones}
+        kept: set[str] = set()
+        for rules in new.zones:
+            old = before.get(rules.zone.id)
+            if (
+                old is not None
+                and old.zone.polygon == rules.zone.polygon
+                and old.zone.gathering == rules.zone.gathering
+            ):
+                rules.monitor = old.monitor
+                kept.add(rules.zone.id)
+        new._closing = self._closing + [
+            rules
+            for zone_id, rules in before.items()
+            if zone_id not in kept and rules.monitor.phase is Phase.ACTIVE
+        ]
+        if (
+            self.groups is not None
+            and spec.clusters == self.spec.clusters
+            and spec.calibration == self.spec.calibration
+        ):
+            new.groups = self.groups
+        new.zone_counts = {z: n for z, n in self.zone_counts.items() if z in kept}
+        return new
+
     def analyse(self, frame: Frame, detections: Detections) -> list[PendingAlert]:
         height, width = frame.image.shape[:2]
         normalised = detections.normalised(width, height)
-        alerts = []
+        alerts = self._close_edited(frame, detections, normalised) if self._closing else []
         counts = count_zones(
             detections,
             (width, height),
@@ -114,6 +152,43 @@ class CameraAnalyzer:
                         self.producer,
                     )
                 )
+        return alerts
+
+    def _close_edited(
+        self, frame: Frame, detections: Detections, normalised: Detections
+    ) -> list[PendingAlert]:
+        """End the open episodes of zones edited away, counted in this frame as they were."""
+        closing, self._closing = self._closing, []
+        height, width = frame.image.shape[:2]
+        counts = count_zones(
+            detections,
+            (width, height),
+            [rules.zone for rules in closing],
+            [rules.place.area_m2 for rules in closing],
+        )
+        alerts = []
+        for rules, zone_count in zip(closing, counts, strict=True):
+            event = rules.monitor.close(
+                frame.captured_at,
+                zone_count.count,
+                zone_count.density,
+                reason=f"zone '{rules.zone.name}' was changed or removed: this episode is "
+                "closed, and a new one starts if people are still gathered there",
+            )
+            if event is None:  # it ended on its own meanwhile
+                continue
+            self._log(event, rules.zone.id)
+            alerts.append(
+                build_alert(
+                    self.spec,
+                    rules.place,
+                    event,
+                    frame,
+                    normalised,
+                    zone_count.inside,
+                    self.producer,
+                )
+            )
         return alerts
 
     @staticmethod

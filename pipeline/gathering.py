@@ -212,7 +212,16 @@ class GatheringMonitor:
         self._peak = max(self._typical(), count)
         self._clear.reset()
 
-    def _end(self, at: float, count: int, density: float | None) -> RuleEvent:
+    def close(self, at: float, count: int, density: float | None, reason: str) -> RuleEvent | None:
+        """End the open episode now, for ``reason`` (its zone was changed or removed), so
+        that its case is closed rather than left open forever; None when none is open."""
+        if self._episode is None:
+            return None
+        return self._end(at, count, density, reason)
+
+    def _end(
+        self, at: float, count: int, density: float | None, reason: str | None = None
+    ) -> RuleEvent:
         assert self._episode is not None
         t = self.thresholds
         event = self._event(
@@ -221,7 +230,7 @@ class GatheringMonitor:
             count,
             density,
             rule=self._episode.rule,
-            reason=f"below {t.exit_bound} people for {t.clear_after_s:g} s",
+            reason=reason or f"below {t.exit_bound} people for {t.clear_after_s:g} s",
             ended_at=at,
         )
         self._episode = None

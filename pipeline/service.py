@@ -168,9 +168,11 @@ class PipelineService:
     def put_camera(self, spec: CameraSpec) -> None:
         """Add a camera, or change a running one.
 
-        Zones and thresholds change in place (the rules start afresh: an open episode of an
-        old zone raises no ``ended``); a changed stream (URL, credentials, transport) or
-        analysis rate restarts the camera's source.
+        Zones and thresholds change in place: unchanged zones keep their episodes, and an
+        open episode of a zone that was changed or removed is ended with the camera's next
+        analysed frame (``CameraAnalyzer.reconfigured``). A changed stream (URL,
+        credentials, transport) or analysis rate restarts the camera's source; its rule
+        state carries over the same way.
         """
         with self._cameras_lock:
             current = self._by_id.get(spec.id)
@@ -180,12 +182,14 @@ class PipelineService:
                 and current.spec.analysis_fps == spec.analysis_fps
             )
             if same_stream:
-                current.analyzer = CameraAnalyzer(spec, self.settings.worker_id)
+                current.analyzer = current.analyzer.reconfigured(spec)
                 current.spec = spec
                 log.info("camera zones updated", extra={"camera": spec.id})
                 return
             self.remove_camera(spec.id)
         runtime = self._runtime(spec)
+        if current is not None:  # the same camera id, a new stream: its episodes go on
+            runtime.analyzer = current.analyzer.reconfigured(spec)
         with self._cameras_lock:  # with start(): exactly one of the two starts the source
             self._by_id[spec.id] = runtime
             started = self._started

@@ -111,6 +111,7 @@ def test_cameras_added_changed_and_removed_while_running(running, rtsp_server) -
         15,
     )
     assert service.camera("ferry-pier").source is source, "zones change in place"
+    gate_rules = service.camera("ferry-pier").analyzer.zones[0].monitor
 
     # An older version arriving late changes nothing.
     publish(publisher, pier, 1)
@@ -119,6 +120,8 @@ def test_cameras_added_changed_and_removed_while_running(running, rtsp_server) -
     wait_for(lambda: getattr(service.camera("ferry-pier"), "source", source) is not source, 15)
     assert service.camera("ferry-pier").spec.zones[0].id == "gate"
     assert not source.alive, "the old stream is closed"
+    # The same camera with the same zone: its gathering state (an open episode) goes on.
+    assert service.camera("ferry-pier").analyzer.zones[0].monitor is gate_rules
 
     publisher.delete("ferry-pier", 4)
     wait_for(lambda: service.camera("ferry-pier") is None, 15)

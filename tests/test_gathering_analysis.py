@@ -221,3 +221,65 @@ def test_describe_position() -> None:
 def test_marks_are_in_view() -> None:
     image = pinhole(MARKS)
     assert ((image > 0) & (image < 1)).all()
+
+
+def zone(
+    zone_id: str, name: str, top: float, bottom: float = 1.0, min_people: int = 10
+) -> dict[str, object]:
+    return {
+        "id": zone_id,
+        "name": name,
+        "polygon": [(0.0, top), (1.0, top), (1.0, bottom), (0.0, bottom)],
+        "gathering": {"min_people": min_people, "min_duration_s": 5, "clear_after_s": 4},
+    }
+
+
+def test_zone_edits_keep_unchanged_episodes_and_close_those_of_changed_zones() -> None:
+    """An operator edits zones while a gathering is open: renaming it or editing another
+    zone must neither end nor raise it again; reshaping or removing its zone closes its case
+    (a new episode starts if the people stay)."""
+    rng = np.random.default_rng(3)
+    gathered = lambda: people(crowd(12, (640, 620), 40, rng))  # noqa: E731  in the lower part
+    analyzer = CameraAnalyzer(
+        camera(zones=[zone("front", "Plaza front", 0.5), zone("steps", "Steps", 0.0, 0.2, 3)]),
+        producer="w1",
+    )
+    clock = iter(range(1000))
+
+    def feed(detections: list[Detections]) -> list[AlertEvent]:
+        events = []
+        for d in detections:
+            frame = Frame("cam", 1_700_000_000.0 + next(clock), IMAGE, (WIDTH, HEIGHT), 0)
+            events += [alert.event for alert in analyzer.analyse(frame, d)]
+        return events
+
+    started = feed([gathered() for _ in range(8)])
+    assert [(e.kind.value, e.zone_id) for e in started] == [("started", "front")]
+    episode = started[0].episode_id
+
+    # Renamed, and the other zone reshaped: the episode goes on.
+    analyzer = analyzer.reconfigured(
+        camera(
+            zones=[zone("front", "Plaza front (east)", 0.5), zone("steps", "Steps", 0.0, 0.3, 3)]
+        )
+    )
+    assert feed([gathered() for _ in range(8)]) == []
+    assert analyzer.zone_counts["front"] == 12
+
+    # Reshaped while open: ended with the next frame, then a new episode once it dwells.
+    analyzer = analyzer.reconfigured(
+        camera(
+            zones=[zone("front", "Plaza front (east)", 0.45), zone("steps", "Steps", 0.0, 0.3, 3)]
+        )
+    )
+    events = feed([gathered() for _ in range(8)])
+    assert [(e.kind.value, e.zone_id) for e in events] == [("ended", "front"), ("started", "front")]
+    ended, again = events
+    assert ended.episode_id == episode and "was changed or removed" in (ended.reason or "")
+    assert ended.count == 12 and again.episode_id != episode
+
+    # Removed while open: its case is closed too; nothing more comes from it.
+    analyzer = analyzer.reconfigured(camera(zones=[zone("steps", "Steps", 0.0, 0.3, 3)]))
+    events = feed([gathered() for _ in range(3)])
+    assert [(e.kind.value, e.episode_id) for e in events] == [("ended", again.episode_id)]
+    assert "front" not in analyzer.zone_counts
