@@ -123,18 +123,7 @@ class CameraAnalyzer:
             for event in rules.monitor.update(
                 frame.captured_at, zone_count.count, zone_count.density
             ):
-                self._log(event, rules.zone.id)
-                alerts.append(
-                    build_alert(
-                        self.spec,
-                        rules.place,
-                        event,
-                        frame,
-                        normalised,
-                        zone_count.inside,
-                        self.producer,
-                    )
-                )
+                alerts.append(self._zone_alert(rules, event, frame, normalised, zone_count.inside))
         if self.groups is not None:
             for group_event in self.groups.update(frame.captured_at, detections, (width, height)):
                 self._log(group_event.event, None)
@@ -175,21 +164,20 @@ class CameraAnalyzer:
                 reason=f"zone '{rules.zone.name}' was changed or removed: this episode is "
                 "closed, and a new one starts if people are still gathered there",
             )
-            if event is None:  # it ended on its own meanwhile
-                continue
-            self._log(event, rules.zone.id)
-            alerts.append(
-                build_alert(
-                    self.spec,
-                    rules.place,
-                    event,
-                    frame,
-                    normalised,
-                    zone_count.inside,
-                    self.producer,
-                )
-            )
+            if event is not None:  # None: it ended on its own meanwhile
+                alerts.append(self._zone_alert(rules, event, frame, normalised, zone_count.inside))
         return alerts
+
+    def _zone_alert(
+        self,
+        rules: ZoneRules,
+        event: RuleEvent,
+        frame: Frame,
+        normalised: Detections,
+        inside: np.ndarray,
+    ) -> PendingAlert:
+        self._log(event, rules.zone.id)
+        return build_alert(self.spec, rules.place, event, frame, normalised, inside, self.producer)
 
     @staticmethod
     def _group_place(group: Group) -> Place:
