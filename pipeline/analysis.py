@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,6 +53,8 @@ class CameraAnalyzer:
     groups: GroupTracker | None = field(init=False)
     # Rules of zones edited away with an episode open: ended with the next analysed frame.
     _closing: list[ZoneRules] = field(init=False, default_factory=list)
+    # Analysis runs on an inference thread, ``close_all`` on whoever removes the camera.
+    _lock: threading.Lock = field(init=False, default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         calibration = self.spec.calibration
@@ -82,6 +85,10 @@ class CameraAnalyzer:
         than left open forever (a new episode starts if the people are still there). Group
         episodes go on while the group settings and the calibration stay the same.
         """
+        with self._lock:
+            return self._reconfigured(spec)
+
+    def _reconfigured(self, spec: CameraSpec) -> CameraAnalyzer:
         new = CameraAnalyzer(spec, self.producer, self.new_id)
         before = {rules.zone.id: rules for rules in self.zones}
         kept: set[str] = set()
@@ -108,10 +115,36 @@ class CameraAnalyzer:
         new.zone_counts = {z: n for z, n in self.zone_counts.items() if z in kept}
         return new
 
+    def close_all(self, frame: Frame, detections: Detections) -> list[PendingAlert]:
+        """End every open zone episode, counted in ``frame`` (the camera's last analysed
+        one): the camera was removed or disabled, so nothing would ever end them and their
+        cases would stay open forever."""
+        with self._lock:
+            closing, self._closing = [*self._closing, *self.zones], []
+            return self._close(
+                closing,
+                frame,
+                detections,
+                "the camera was removed or disabled: this episode is closed",
+            )
+
     def analyse(self, frame: Frame, detections: Detections) -> list[PendingAlert]:
+        with self._lock:
+            return self._analyse(frame, detections)
+
+    def _analyse(self, frame: Frame, detections: Detections) -> list[PendingAlert]:
         height, width = frame.image.shape[:2]
         normalised = detections.normalised(width, height)
-        alerts = self._close_edited(frame, detections, normalised) if self._closing else []
+        alerts: list[PendingAlert] = []
+        if self._closing:
+            closing, self._closing = self._closing, []
+            alerts += self._close(
+                closing,
+                frame,
+                detections,
+                "its zone was changed or removed: this episode is closed, and a new one "
+                "starts if people are still gathered there",
+            )
         counts = count_zones(
             detections,
             (width, height),
@@ -143,28 +176,24 @@ class CameraAnalyzer:
                 )
         return alerts
 
-    def _close_edited(
-        self, frame: Frame, detections: Detections, normalised: Detections
+    def _close(
+        self, zones: list[ZoneRules], frame: Frame, detections: Detections, reason: str
     ) -> list[PendingAlert]:
-        """End the open episodes of zones edited away, counted in this frame as they were."""
-        closing, self._closing = self._closing, []
+        """End the open episodes of ``zones``, counted in this frame as the zones were."""
         height, width = frame.image.shape[:2]
+        normalised = detections.normalised(width, height)
         counts = count_zones(
             detections,
             (width, height),
-            [rules.zone for rules in closing],
-            [rules.place.area_m2 for rules in closing],
+            [rules.zone for rules in zones],
+            [rules.place.area_m2 for rules in zones],
         )
         alerts = []
-        for rules, zone_count in zip(closing, counts, strict=True):
+        for rules, zone_count in zip(zones, counts, strict=True):
             event = rules.monitor.close(
-                frame.captured_at,
-                zone_count.count,
-                zone_count.density,
-                reason=f"zone '{rules.zone.name}' was changed or removed: this episode is "
-                "closed, and a new one starts if people are still gathered there",
+                frame.captured_at, zone_count.count, zone_count.density, reason=reason
             )
-            if event is not None:  # None: it ended on its own meanwhile
+            if event is not None:  # None: no episode open (or it ended on its own meanwhile)
                 alerts.append(self._zone_alert(rules, event, frame, normalised, zone_count.inside))
         return alerts
 

@@ -18,6 +18,7 @@ from camera_adapters.frames import Frame
 from camera_adapters.pyav_source import PyAVSource, SourceOptions
 from camera_adapters.rtsp_receiver import ReceiverPool
 from camera_adapters.spec import CameraSpec
+from models.detections import Detections
 from models.detector import Detector
 from pipeline.alert_sink import AlertSink
 from pipeline.analysis import CameraAnalyzer
@@ -42,6 +43,7 @@ class CameraRuntime:
     slot: CameraSlot
     last_latency_s: float | None = None
     last_frame: Frame | None = None  # the newest analysed frame, for the shared thumbnail
+    last_detections: Detections | None = None  # what was found in it
     thumbnail_of: int | None = None  # sequence of the frame last shared as thumbnail
 
     @property
@@ -186,10 +188,12 @@ class PipelineService:
                 current.spec = spec
                 log.info("camera zones updated", extra={"camera": spec.id})
                 return
-            self.remove_camera(spec.id)
+            self.remove_camera(spec.id, end_episodes=False)
         runtime = self._runtime(spec)
         if current is not None:  # the same camera id, a new stream: its episodes go on
             runtime.analyzer = current.analyzer.reconfigured(spec)
+            runtime.last_frame = current.last_frame
+            runtime.last_detections = current.last_detections
         with self._cameras_lock:  # with start(): exactly one of the two starts the source
             self._by_id[spec.id] = runtime
             started = self._started
@@ -199,7 +203,10 @@ class PipelineService:
             runtime.source.start()
         log.info("camera added", extra={"camera": spec.id, "source": spec.display_source()})
 
-    def remove_camera(self, camera_id: str) -> None:
+    def remove_camera(self, camera_id: str, *, end_episodes: bool = True) -> None:
+        """Stop analysing a camera. Its open gathering episodes are ended (counted in its
+        last analysed frame), so that their cases do not stay open forever; not when the
+        camera is only being restarted with a new stream (``end_episodes=False``)."""
         with self._cameras_lock:
             runtime = self._by_id.pop(camera_id, None)
         if runtime is None:
@@ -207,6 +214,13 @@ class PipelineService:
         self.scheduler.remove(camera_id)
         self.metrics.analysis_demand_fps.set(self.scheduler.demand_fps)
         runtime.source.stop(timeout=2.0)
+        if end_episodes and runtime.last_frame is not None:
+            detections = runtime.last_detections
+            for alert in runtime.analyzer.close_all(
+                runtime.last_frame, detections if detections is not None else Detections.empty()
+            ):
+                self.metrics.alerts.labels(alert.event.kind.value).inc()
+                self.sink.submit(alert)
         settings = self.publisher.settings
         try:
             self.publisher.client.hdel(settings.health_key, camera_id)
@@ -309,6 +323,7 @@ class PipelineService:
         camera.source.mark_analysed()
         camera.last_latency_s = result.latency_s
         camera.last_frame = result.frame
+        camera.last_detections = result.detections
         self.metrics.frames_analysed.labels(camera.spec.id).inc()
         self.metrics.latency_seconds.observe(result.latency_s)
         for alert in camera.analyzer.analyse(result.frame, result.detections):

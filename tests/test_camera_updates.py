@@ -191,3 +191,47 @@ def test_following_an_idle_stream_is_not_a_redis_failure(redis_server) -> None:
     socket_timeout = client.connection_pool.connection_kwargs["socket_timeout"]
     assert follower.block_ms / 1000 <= socket_timeout / 2
     assert follower.follow("0-0") == "0-0"
+
+
+def test_removing_a_camera_ends_its_open_gatherings(redis_server, detector, tmp_path) -> None:
+    """A camera deleted (or disabled) while a gathering is open: the episode is ended, so the
+    operator's case does not stay open forever; a restart with a new stream ends nothing."""
+    from alerting.events import AlertEvent
+    from camera_adapters.frames import Frame
+    from tests.test_gathering_analysis import HEIGHT, IMAGE, WIDTH, crowd, people
+
+    settings = RedisSettings(url=redis_server.url)
+    settings.outbox.path = str(tmp_path / "outbox" / "{worker_id}.outbox")
+    service = PipelineService(
+        [], detector, AlertPublisher.from_settings(settings), PipelineSettings(worker_id="rm")
+    )
+    rng = np.random.default_rng(5)
+    gathered = [people(crowd(4, (640, 600), 40, rng)) for _ in range(4)]
+
+    def open_episode(camera_id: str, url: str) -> str:
+        service.put_camera(spec(camera_id, url))
+        camera = service.camera(camera_id)
+        assert camera is not None
+        events = []
+        for i, detections in enumerate(gathered):  # what the inference workers would feed
+            frame = Frame(camera_id, 1_700_000_000.0 + i, IMAGE, (WIDTH, HEIGHT), i)
+            events += [a.event for a in camera.analyzer.analyse(frame, detections)]
+            camera.last_frame, camera.last_detections = frame, detections
+        (started,) = events
+        return started.episode_id
+
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    service.sink.start()
+    try:
+        pier = open_episode("pier", "rtsp://127.0.0.1:9/pier")
+        service.put_camera(spec("pier", "rtsp://127.0.0.1:9/pier-hd"))  # a new stream only
+        gate = open_episode("gate", "rtsp://127.0.0.1:9/gate")
+        service.remove_camera("gate")
+        service.remove_camera("pier")
+    finally:
+        service.sink.close()
+    events = [AlertEvent.from_stream_fields(f) for _, f in client.xrange(settings.stream)]
+    ended = {e.episode_id: e for e in events if e.kind.value == "ended"}
+    assert set(ended) == {pier, gate}, "each open episode ended once, on removal only"
+    assert all("removed or disabled" in (e.reason or "") for e in ended.values())
+    assert ended[gate].count == 4 and ended[gate].camera_id == "gate"
