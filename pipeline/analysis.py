@@ -16,7 +16,7 @@ from camera_adapters.zone_spec import ZoneSpec
 from models.detections import Detections
 from pipeline.alerts import PendingAlert, Place, build_alert
 from pipeline.calibration import GroundPlane
-from pipeline.clusters import Group, GroupTracker
+from pipeline.clusters import Group, GroupEvent, GroupTracker
 from pipeline.gathering import GatheringMonitor, Phase, RuleEvent
 from pipeline.zones import count_zones
 
@@ -53,6 +53,8 @@ class CameraAnalyzer:
     groups: GroupTracker | None = field(init=False)
     # Rules of zones edited away with an episode open: ended with the next analysed frame.
     _closing: list[ZoneRules] = field(init=False, default_factory=list)
+    # The group tracker replaced by an edit of the group settings, with episodes to end.
+    _closing_groups: GroupTracker | None = field(init=False, default=None)
     # Analysis runs on an inference thread, ``close_all`` on whoever removes the camera.
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock, repr=False)
 
@@ -83,7 +85,8 @@ class CameraAnalyzer:
         nor raised again. An episode of a zone that was removed, reshaped or given other
         thresholds is ended with the next analysed frame, so that its case is closed rather
         than left open forever (a new episode starts if the people are still there). Group
-        episodes go on while the group settings and the calibration stay the same.
+        episodes go on while the group settings and the calibration stay the same, and are
+        ended with the next frame otherwise.
         """
         with self._lock:
             return self._reconfigured(spec)
@@ -106,27 +109,27 @@ class CameraAnalyzer:
             for zone_id, rules in before.items()
             if zone_id not in kept and rules.monitor.phase is Phase.ACTIVE
         ]
-        if (
-            self.groups is not None
-            and spec.clusters == self.spec.clusters
-            and spec.calibration == self.spec.calibration
-        ):
-            new.groups = self.groups
+        if self.groups is not None:
+            if spec.clusters == self.spec.clusters and spec.calibration == self.spec.calibration:
+                new.groups = self.groups
+            else:  # its open episodes are ended with the next frame
+                new._closing_groups = self.groups
         new.zone_counts = {z: n for z, n in self.zone_counts.items() if z in kept}
         return new
 
     def close_all(self, frame: Frame, detections: Detections) -> list[PendingAlert]:
-        """End every open zone episode, counted in ``frame`` (the camera's last analysed
-        one): the camera was removed or disabled, so nothing would ever end them and their
-        cases would stay open forever."""
+        """End every open zone and group episode, counted in ``frame`` (the camera's last
+        analysed one): the camera was removed or disabled, so nothing would ever end them
+        and their cases would stay open forever."""
+        reason = "the camera was removed or disabled: this episode is closed"
         with self._lock:
             closing, self._closing = [*self._closing, *self.zones], []
-            return self._close(
-                closing,
-                frame,
-                detections,
-                "the camera was removed or disabled: this episode is closed",
-            )
+            alerts = self._close(closing, frame, detections, reason)
+            for tracker in (self._closing_groups, self.groups):
+                if tracker is not None:
+                    alerts += self._close_groups(tracker, frame, detections, reason)
+            self._closing_groups = None
+            return alerts
 
     def analyse(self, frame: Frame, detections: Detections) -> list[PendingAlert]:
         with self._lock:
@@ -145,6 +148,15 @@ class CameraAnalyzer:
                 "its zone was changed or removed: this episode is closed, and a new one "
                 "starts if people are still gathered there",
             )
+        if self._closing_groups is not None:
+            tracker, self._closing_groups = self._closing_groups, None
+            alerts += self._close_groups(
+                tracker,
+                frame,
+                detections,
+                "the group settings changed: this episode is closed, and a new one starts if "
+                "the group is still there",
+            )
         counts = count_zones(
             detections,
             (width, height),
@@ -159,22 +171,35 @@ class CameraAnalyzer:
                 alerts.append(self._zone_alert(rules, event, frame, normalised, zone_count.inside))
         if self.groups is not None:
             for group_event in self.groups.update(frame.captured_at, detections, (width, height)):
-                self._log(group_event.event, None)
-                members = np.zeros(len(detections), dtype=bool)
-                if group_event.present:
-                    members[group_event.group.members] = True
-                alerts.append(
-                    build_alert(
-                        self.spec,
-                        self._group_place(group_event.group),
-                        group_event.event,
-                        frame,
-                        normalised,
-                        members,
-                        self.producer,
-                    )
-                )
+                alerts.append(self._group_alert(group_event, frame, detections, normalised))
         return alerts
+
+    def _close_groups(
+        self, tracker: GroupTracker, frame: Frame, detections: Detections, reason: str
+    ) -> list[PendingAlert]:
+        height, width = frame.image.shape[:2]
+        normalised = detections.normalised(width, height)
+        return [
+            self._group_alert(group_event, frame, detections, normalised)
+            for group_event in tracker.close_all(frame.captured_at, reason)
+        ]
+
+    def _group_alert(
+        self, group_event: GroupEvent, frame: Frame, detections: Detections, normalised: Detections
+    ) -> PendingAlert:
+        self._log(group_event.event, None)
+        members = np.zeros(len(detections), dtype=bool)
+        if group_event.present:
+            members[group_event.group.members] = True
+        return build_alert(
+            self.spec,
+            self._group_place(group_event.group),
+            group_event.event,
+            frame,
+            normalised,
+            members,
+            self.producer,
+        )
 
     def _close(
         self, zones: list[ZoneRules], frame: Frame, detections: Detections, reason: str

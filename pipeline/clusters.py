@@ -202,6 +202,17 @@ class GroupTracker:
         self.tracks = self._without_duplicates(survivors)
         return events
 
+    def close_all(self, at: float, reason: str) -> list[GroupEvent]:
+        """End every open group episode (the camera was removed, or its group settings
+        changed), so their cases are closed; the tracker starts empty afterwards."""
+        events = []
+        for track in self.tracks:
+            event = track.monitor.close(at, track.group.size, track.group.density, reason)
+            if event is not None:
+                events.append(GroupEvent(event, track.group, False))
+        self.tracks = []
+        return events
+
     @staticmethod
     def _nearest(track: _Track, groups: list[Group]) -> Group | None:
         best = None

@@ -283,3 +283,42 @@ def test_zone_edits_keep_unchanged_episodes_and_close_those_of_changed_zones() -
     events = feed([gathered() for _ in range(3)])
     assert [(e.kind.value, e.episode_id) for e in events] == [("ended", again.episode_id)]
     assert "front" not in analyzer.zone_counts
+
+
+def test_group_episodes_follow_edits_and_end_when_the_camera_goes() -> None:
+    """Groups: an edit of the zones leaves an open group episode alone; new group settings
+    end it with the next frame (a new one starts if the group stays); removing the camera
+    ends what is open."""
+    clusters = {
+        "radius_heights": 1.2,
+        "gathering": {"min_people": 10, "min_duration_s": 4, "clear_after_s": 5},
+    }
+    rng = np.random.default_rng(6)
+    group = lambda: people(crowd(14, (300, 600), 45, rng))  # noqa: E731
+    analyzer = CameraAnalyzer(camera(clusters=clusters), producer="w1")
+    at = iter(range(1000))
+
+    def feed(n: int) -> list[AlertEvent]:
+        events = []
+        for _ in range(n):
+            frame = Frame("cam", 1_700_000_000.0 + next(at), IMAGE, (WIDTH, HEIGHT), 0)
+            events += [alert.event for alert in analyzer.analyse(frame, group())]
+        return events
+
+    (started,) = feed(6)
+    assert started.kind.value == "started" and started.rule == "cluster"
+    analyzer = analyzer.reconfigured(camera(clusters=clusters, zones=[zone("z", "Z", 0.0, 0.2)]))
+    assert feed(6) == []  # zones edited, groups untouched: the episode goes on
+
+    bigger = {**clusters, "radius_heights": 1.5}
+    analyzer = analyzer.reconfigured(camera(clusters=bigger))
+    events = feed(6)
+    assert [e.kind.value for e in events] == ["ended", "started"]
+    assert events[0].episode_id == started.episode_id
+    assert "group settings changed" in (events[0].reason or "")
+
+    last = Frame("cam", 1_700_000_000.0 + next(at), IMAGE, (WIDTH, HEIGHT), 0)
+    (gone,) = [alert.event for alert in analyzer.close_all(last, group())]
+    assert gone.kind.value == "ended" and gone.episode_id == events[1].episode_id
+    assert "removed or disabled" in (gone.reason or "")
+    assert analyzer.close_all(last, group()) == []  # nothing left open
