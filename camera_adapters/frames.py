@@ -52,7 +52,8 @@ class LatestFrame:
     def __init__(self) -> None:
         self._frame: Frame | None = None
         self._cond = threading.Condition()
-        self._listeners: list[Callable[[], None]] = []
+        # Replaced, never mutated, so that put() reads it without copying (once per frame).
+        self._listeners: tuple[Callable[[], None], ...] = ()
         self.dropped = 0  # frames replaced before anyone took them
 
     def subscribe(self, listener: Callable[[], None]) -> None:
@@ -60,12 +61,11 @@ class LatestFrame:
         put, so that a consumer of many mailboxes sleeps until one has something instead of
         polling them all."""
         with self._cond:
-            self._listeners.append(listener)
+            self._listeners = (*self._listeners, listener)
 
     def unsubscribe(self, listener: Callable[[], None]) -> None:
         with self._cond:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
+            self._listeners = tuple(f for f in self._listeners if f != listener)
 
     def put(self, frame: Frame) -> None:
         with self._cond:
@@ -73,7 +73,7 @@ class LatestFrame:
                 self.dropped += 1
             self._frame = frame
             self._cond.notify_all()
-            listeners = tuple(self._listeners)
+            listeners = self._listeners
         for listener in listeners:
             listener()
 

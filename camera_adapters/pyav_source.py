@@ -39,7 +39,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Literal
+from typing import Literal, get_args
 
 import av
 from av.video.reformatter import Interpolation, VideoReformatter
@@ -128,7 +128,7 @@ class SourceOptions:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)}")
         if self.decode not in ("auto", "keyframes", "all"):
             problems.append(f"decode must be auto, keyframes or all, got {self.decode!r}")
-        if self.deblock not in ("all", "keyframes"):
+        if self.deblock not in get_args(Deblock):
             problems.append(f"deblock must be all or keyframes, got {self.deblock!r}")
         if self.receiver not in ("auto", "ffmpeg"):
             problems.append(f"receiver must be auto or ffmpeg, got {self.receiver!r}")

@@ -122,12 +122,14 @@ class CameraAnalyzer:
         analysed one): the camera was removed or disabled, so nothing would ever end them
         and their cases would stay open forever."""
         reason = "the camera was removed or disabled: this episode is closed"
+        height, width = frame.image.shape[:2]
+        normalised = detections.normalised(width, height)
         with self._lock:
             closing, self._closing = [*self._closing, *self.zones], []
-            alerts = self._close(closing, frame, detections, reason)
+            alerts = self._close(closing, frame, detections, normalised, reason)
             for tracker in (self._closing_groups, self.groups):
                 if tracker is not None:
-                    alerts += self._close_groups(tracker, frame, detections, reason)
+                    alerts += self._close_groups(tracker, frame, detections, normalised, reason)
             self._closing_groups = None
             return alerts
 
@@ -145,6 +147,7 @@ class CameraAnalyzer:
                 closing,
                 frame,
                 detections,
+                normalised,
                 "its zone was changed or removed: this episode is closed, and a new one "
                 "starts if people are still gathered there",
             )
@@ -154,6 +157,7 @@ class CameraAnalyzer:
                 tracker,
                 frame,
                 detections,
+                normalised,
                 "the group settings changed: this episode is closed, and a new one starts if "
                 "the group is still there",
             )
@@ -175,10 +179,13 @@ class CameraAnalyzer:
         return alerts
 
     def _close_groups(
-        self, tracker: GroupTracker, frame: Frame, detections: Detections, reason: str
+        self,
+        tracker: GroupTracker,
+        frame: Frame,
+        detections: Detections,
+        normalised: Detections,
+        reason: str,
     ) -> list[PendingAlert]:
-        height, width = frame.image.shape[:2]
-        normalised = detections.normalised(width, height)
         return [
             self._group_alert(group_event, frame, detections, normalised)
             for group_event in tracker.close_all(frame.captured_at, reason)
@@ -202,11 +209,15 @@ class CameraAnalyzer:
         )
 
     def _close(
-        self, zones: list[ZoneRules], frame: Frame, detections: Detections, reason: str
+        self,
+        zones: list[ZoneRules],
+        frame: Frame,
+        detections: Detections,
+        normalised: Detections,
+        reason: str,
     ) -> list[PendingAlert]:
         """End the open episodes of ``zones``, counted in this frame as the zones were."""
         height, width = frame.image.shape[:2]
-        normalised = detections.normalised(width, height)
         counts = count_zones(
             detections,
             (width, height),

@@ -214,11 +214,9 @@ class PipelineService:
         self.scheduler.remove(camera_id)
         self.metrics.analysis_demand_fps.set(self.scheduler.demand_fps)
         runtime.source.stop(timeout=2.0)
-        if end_episodes and runtime.last_frame is not None:
-            detections = runtime.last_detections
-            for alert in runtime.analyzer.close_all(
-                runtime.last_frame, detections if detections is not None else Detections.empty()
-            ):
+        frame, detections = runtime.last_frame, runtime.last_detections
+        if end_episodes and frame is not None and detections is not None:
+            for alert in runtime.analyzer.close_all(frame, detections):
                 self.metrics.alerts.labels(alert.event.kind.value).inc()
                 self.sink.submit(alert)
         settings = self.publisher.settings

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from alerting.settings import RedisSettings
+from camera_adapters.decoder import Deblock
 from camera_adapters.spec import CameraSpec
 from models.settings import DetectorSettings
 
@@ -80,7 +81,7 @@ class PipelineSettings(BaseModel):
         "at 1/s, off decodes 16 frames per GOP and analyses 0.6 s / 1.4 s apart, on decodes "
         "26 and analyses 1 s apart. The rate is the same either way.",
     )
-    deblock: Literal["all", "keyframes"] = Field(
+    deblock: Deblock = Field(
         "keyframes",
         description="Where the decoder runs H.264 / H.265's deblocking filter. keyframes: on "
         "keyframes only, so frames decoded between keyframes cost up to a quarter less CPU and "
