@@ -51,7 +51,8 @@ def decoder_threads(keyframes_only: bool, requested: int = 0, *, heavy: bool = F
 
 
 class DecodeLoad:
-    """How busy one stream keeps its decoder, over windows of wall time."""
+    """How busy one stream keeps its decoder: CPU seconds of decoding over windows of wall
+    time."""
 
     def __init__(self, window_s: float = 5.0, threshold: float = HEAVY_DECODE_BUSY_FRACTION):
         self.window_s = window_s

@@ -10,8 +10,10 @@ Each source keeps only its newest frame, reconnects on its own with capped expon
 backoff and jitter, and decodes as little as the analysis needs: keyframes only (the decoder's
 own ``skip_frame``, never dropping packets by hand, which corrupts frames) when the analysis
 rate is at or below the keyframe rate, otherwise every frame but converting only those that
-will be analysed. Resizing to the analysis size happens inside the decoder's colour
-conversion, so no full-resolution RGB copy is ever made.
+will be analysed. Pictures decoded only as references for a later analysed one wait as
+packets and are decoded in one burst with it, while their references are still in the CPU's
+caches. Resizing to the analysis size happens inside the decoder's colour conversion, so no
+full-resolution RGB copy is ever made.
 
 Network failures are told apart because integrators act on them differently: a camera that
 goes silent (``stalled``: no video packet for ``stall_timeout_s``, or packets that never decode)
@@ -73,6 +75,10 @@ ASSUMED_KEYFRAME_INTERVAL_S = 5.0
 # How early (in analysis intervals) a picture between keyframes may serve its due time: the
 # scheduler accepts pictures from half an interval early; 0.1 of margin absorbs arrival jitter.
 EARLY_FRACTION = 0.4
+# Pictures between keyframes that are decoded only as references for a later analysed one
+# wait, as packets, and are decoded in one burst with it (see ``_Reader.packet``). Past this
+# many the burst starts anyway (10 s at 25 fps): a bound on memory, not a tuning knob.
+MAX_WAITING_PACKETS = 250
 
 
 @dataclass(frozen=True)
@@ -586,6 +592,11 @@ class _Reader:
         self.last_picture = self.last_packet
         self.load = DecodeLoad()
         self.heavy = False  # full decoding proved too much for one thread
+        # Packets whose pictures are only references for the next analysed one, in decode
+        # order; decoded in one burst with it. Off for good once the stream reorders pictures.
+        self.waiting: list[av.Packet] = []
+        self.bursts = True
+        self.last_pts: int | None = None
         self.decoder = source._new_decoder(stream, source._wants_keyframes(None))
         if stream.width:
             source.health.update(stream_size=(stream.width, stream.height))
@@ -602,6 +613,8 @@ class _Reader:
         self.pace_origin = None
         self.cadence.reset()
         self.gop_start = None
+        self._drop_waiting()
+        self.last_pts = None
 
     def passed_over(self) -> SessionEnd | None:
         """A picture between keyframes that the native receiver kept from a decoder that
@@ -630,6 +643,7 @@ class _Reader:
             # held: the camera was silent for the stall limit all the same.
             return self.end("stalled", f"no video data for {silence:.1f} s")
         if packet.size == 0:  # end of stream: drain what frame threads still hold
+            self._drop_waiting()  # none of them would have been analysed
             for picture in self.decoder.flush():
                 if not self._picture(picture):
                     return self.end("stopped")
@@ -644,19 +658,22 @@ class _Reader:
             if len(self.arrivals) > 256:
                 for old in list(self.arrivals)[:128]:
                     del self.arrivals[old]
+            if self.bursts and self.last_pts is not None and packet.pts <= self.last_pts:
+                self._stop_bursts("packets arrive out of presentation order (B-frames)")
+            self.last_pts = packet.pts
         if packet.is_keyframe:
+            self._drop_waiting()  # the tail of the last GOP: references for nothing now
             self._keyframe(packet, now)
-        busy = time.perf_counter()
-        try:
-            pictures = self.decoder.decode(packet)
-        except av.FFmpegError:
-            source.health.add("decode_errors")
-            pictures = []
-        busy = time.perf_counter() - busy
-        heavy = not self.offline and self.load.record(busy, arrived)
-        if heavy and not self.decoder.keyframes_only:
-            self.heavy = True  # frame threads from the next keyframe on
-        if pictures:
+            burst = [packet]
+        elif self._waits(packet, now):
+            self.waiting.append(packet)
+            burst = []
+        else:
+            burst, self.waiting = [*self.waiting, packet], []
+        decoded = self._decode(burst, arrived)
+        if decoded is None:
+            return self.end("stopped")
+        if decoded:
             self.last_picture = arrived
         elif not self.is_file:
             expected = self.keyframe_interval or ASSUMED_KEYFRAME_INTERVAL_S
@@ -668,10 +685,82 @@ class _Reader:
                     f"video packets arrive but no picture decoded for {starved:.1f} s "
                     f"({errors} decode errors so far)",
                 )
-        for picture in pictures:
-            if not self._picture(picture):
-                return self.end("stopped")
         return None
+
+    def _decode(self, packets: list[av.Packet], arrived: float) -> int | None:
+        """Decode packets in order, each picture handed on (or dropped) as it comes out; the
+        number of pictures, None when the source stops. A packet that fails is counted and
+        the rest go on.
+
+        A burst's pictures are never held together: each pins a buffer of the decoder's
+        pool (3 MB at 1080p), and holding 16 made the pool allocate fresh memory for every
+        burst, which tripled the cost of a picture.
+        """
+        busy = 0.0
+        count = 0
+        for packet in packets:
+            # CPU time of this thread, not wall time: with many cameras on few cores a
+            # decode call also waits for the CPU and the GIL, which does not make a stream
+            # heavy (wall time mistook a 1080p stream decoded in bursts for one that needs
+            # frame threads, whose CPU cost then overloaded the machine).
+            started = time.thread_time()
+            try:
+                pictures = self.decoder.decode(packet)
+            except av.FFmpegError:
+                self.source.health.add("decode_errors")
+                pictures = []
+            busy += time.thread_time() - started
+            for picture in pictures:
+                count += 1
+                if not self._picture(picture):
+                    return None
+            del pictures
+        heavy = not self.offline and self.load.record(busy, arrived)
+        if heavy and not self.decoder.keyframes_only:
+            self.heavy = True  # frame threads from the next keyframe on
+        if self.bursts and self.decoder.context.has_b_frames:
+            self._stop_bursts("the decoder reorders pictures")
+        return count
+
+    def _waits(self, packet: av.Packet, arrived_at: float) -> bool:
+        """Whether this packet's picture waits to be decoded with the next analysed one.
+
+        Decoding between keyframes, most pictures are decoded only because the analysed
+        picture after them references them. Decoded as they arrive, interleaved with every
+        other camera's, each one's reference picture (3 MB at 1080p) has left the CPU's
+        caches by the time it is decoded; decoded in one burst the chain stays in cache.
+        64 cameras of 1080p25 at 1/s: 1.21 → 0.90 ms of CPU per picture between keyframes,
+        the process 14 % lighter. The pictures and what is analysed are the same either
+        way; the analysed picture is handed on a burst's decoding time (~15 ms) later.
+
+        Never with pictures out of decode order (B-frames): the decoder would hold the
+        analysed picture back until later packets arrive. Never with frame threads (they
+        hold pictures back too), nor for files paced by their decoded pictures.
+        """
+        if not self.bursts or self.decoder.wants_only_keyframes or self.decoder.threads > 1:
+            return False
+        if packet.pts is None or (self.is_file and not self.offline):
+            return False
+        if len(self.waiting) >= MAX_WAITING_PACKETS:
+            return False
+        interval = self._grid_interval()
+        if interval is None or self.gop_start is None:
+            return False
+        stamp = arrived_at
+        if self.offline and packet.time_base is not None:
+            stamp = float(packet.pts * packet.time_base)
+        return stamp + self._early(interval) < self.gop_next
+
+    def _stop_bursts(self, why: str) -> None:
+        self.bursts = False
+        log.debug(
+            "decoding pictures as they arrive: %s", why, extra={"camera": self.source.spec.id}
+        )
+
+    def _drop_waiting(self) -> None:
+        for packet in self.waiting:
+            self.arrivals.pop(packet.pts, None)
+        self.waiting = []
 
     def _keyframe(self, packet: av.Packet, arrived_at: float) -> None:
         source = self.source
@@ -747,6 +836,20 @@ class _Reader:
         self.delivered = True
         return True
 
+    def _grid_interval(self) -> float | None:
+        """The analysis interval when due times lie on a grid from each keyframe (``auto``
+        decoding between keyframes that are too sparse), else None."""
+        interval = 1.0 / self.source.analysis_fps
+        gop = self.keyframe_interval
+        partial = self.source.options.decode == "auto"  # "all" means every frame decoded
+        if self.decoder.keyframes_only or not partial or gop is None or gop <= interval:
+            return None
+        return interval
+
+    def _early(self, interval: float) -> float:
+        """How long before its due time on the grid a picture is taken."""
+        return (0.1 if self.source.options.even_spacing else EARLY_FRACTION) * interval
+
     def _due(self, picture: av.VideoFrame, stamp: float) -> bool:
         """Whether this picture is handed on for analysis.
 
@@ -757,13 +860,12 @@ class _Reader:
         inside the decoder. With a keyframe every 2 s and an analysis every second that
         decodes 16 of every 50 frames (26 with even spacing).
         """
-        interval = 1.0 / self.source.analysis_fps
-        gop = self.keyframe_interval
-        partial = self.source.options.decode == "auto"  # "all" means every frame decoded
-        if self.decoder.keyframes_only or not partial or gop is None or gop <= interval:
+        interval = self._grid_interval()
+        if interval is None:
             return self.cadence.due(stamp, self._tolerance())
+        gop = self.keyframe_interval or interval  # set whenever there is a grid
         slack = 0.1 * interval  # arrival jitter of a live stream
-        early = slack if self.source.options.even_spacing else EARLY_FRACTION * interval
+        early = self._early(interval)
         if picture.key_frame:
             self.gop_start, self.gop_next = stamp, stamp
         if self.gop_start is None or stamp + early < self.gop_next:

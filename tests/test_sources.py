@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
+from camera_adapters import pyav_source
 from camera_adapters.decoder import DecodeLoad, Decoder, StreamInfo, decoder_threads
 from camera_adapters.frames import Frame
 from camera_adapters.health import SourceState
@@ -183,6 +184,93 @@ def test_between_keyframes_the_earliest_acceptable_frame_is_analysed(gop_clip: P
     assert offsets(early_frames) == {0.32} and offsets(even_frames) == {0.48}
     assert len(early_frames) == len(even_frames)
     assert early.snapshot().frames_in < even.snapshot().frames_in - 5
+
+
+def burst_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record how many packets each decoding step of every reader took."""
+    sizes: list[int] = []
+    decode = pyav_source._Reader._decode
+
+    def spy(reader, packets, arrived):  # type: ignore[no-untyped-def]
+        if packets:
+            sizes.append(len(packets))
+        return decode(reader, packets, arrived)
+
+    monkeypatch.setattr(pyav_source._Reader, "_decode", spy)
+    return sizes
+
+
+def handed_on(frames: list[Frame]) -> list[tuple[int | None, bool]]:
+    return [(f._decoded.pts, f.keyframe) for f in frames]
+
+
+def test_pictures_before_an_analysed_one_are_decoded_in_one_burst(
+    gop_clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """2/s on 1-s GOPs: frames 1-8 wait, as packets, for frame 8 (the one analysed) and are
+    decoded with it in one go; what is handed on is the same as decoding each on arrival."""
+    sizes = burst_sizes(monkeypatch)
+    source, frames = run_offline(gop_clip, decode="auto", analysis_fps=2.0)
+    assert sizes.count(8) >= 2, sizes  # the two GOPs after the keyframe interval is known
+    bursts = sizes.copy()
+    sizes.clear()
+    monkeypatch.setattr(pyav_source, "MAX_WAITING_PACKETS", 0)  # every packet on arrival
+    one_by_one, one_frames = run_offline(gop_clip, decode="auto", analysis_fps=2.0)
+    assert set(sizes) == {1}
+    assert handed_on(frames) == handed_on(one_frames)
+    assert [f for f in handed_on(frames) if not f[1]], "pictures between keyframes analysed"
+    for a, b in zip(frames, one_frames, strict=True):
+        assert np.array_equal(a.image, b.image)
+    assert source.snapshot().frames_in == one_by_one.snapshot().frames_in
+    assert len(bursts) < len(sizes) - 10
+
+
+def test_streams_with_b_frames_decode_each_picture_on_arrival(
+    gop_clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pictures out of decode order (B-frames): the decoder holds a picture back until later
+    packets arrive, so a burst would delay the analysed one. Bursts stop at the first sign of
+    reordering and the same pictures are handed on as without them."""
+    path = tmp_path / "bframes.mp4"
+    with av.open(str(gop_clip)) as src, av.open(str(path), "w") as dst:
+        out = dst.add_stream("libx264", rate=25)
+        out.width, out.height, out.pix_fmt = 640, 360, "yuv420p"
+        out.options = {"x264-params": "keyint=25:min-keyint=25:scenecut=0:bframes=2:b-adapt=0"}
+        for picture in src.decode(video=0):
+            picture = picture.reformat(format="yuv420p")
+            picture.pict_type = av.video.frame.PictureType.NONE  # let x264 choose B-frames
+            for packet in out.encode(picture):
+                dst.mux(packet)
+        for packet in out.encode():
+            dst.mux(packet)
+    sizes = burst_sizes(monkeypatch)
+    source, frames = run_offline(path, decode="auto", analysis_fps=2.0)
+    assert source.snapshot().decode_mode == "all"
+    assert set(sizes) == {1}, sizes
+    monkeypatch.setattr(pyav_source, "MAX_WAITING_PACKETS", 0)
+    _, one_frames = run_offline(path, decode="auto", analysis_fps=2.0)
+    assert handed_on(frames) == handed_on(one_frames)
+    assert len(frames) >= 4 and not all(f.keyframe for f in frames)
+
+
+def test_a_live_camera_decodes_in_bursts(
+    rtsp_server: RtspServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The native RTSP receiver's path: the picture analysed between keyframes arrives with
+    the pictures it references, decoded in one go, and reaches the mailbox as usual."""
+    sizes = burst_sizes(monkeypatch)
+    source = PyAVSource(camera(rtsp_server.url("cam1")), SourceOptions(analysis_fps=2.0))
+    frames: list[Frame] = []
+    source.frames.put = frames.append  # type: ignore[method-assign]
+    source.start()
+    try:
+        wait_for(lambda: sum(not f.keyframe for f in frames) >= 3, 20)
+    finally:
+        source.stop()
+    health = source.snapshot()
+    assert health.receiver == "native" and health.decode_mode == "all"
+    assert max(sizes) >= 3, sizes  # 0.3 s of pictures (10 fps), the analysed one last
+    assert health.frames_in < health.packets_in
 
 
 def test_analysis_rate_can_change_while_running(rtsp_server: RtspServer) -> None:
