@@ -142,6 +142,7 @@ class Decoder:
         self.keyframes_only = keyframes_only
         self.threads = threads
         self.skipping_rest_of_gop = False
+        self.skipping_keyframes = False
 
     def skip_pictures(self, skip: bool) -> None:
         """In keyframe mode, skip (``ALL``) or decode (``NONKEY``) the coming keyframes: a
@@ -149,6 +150,7 @@ class Decoder:
         skip, never a dropped packet."""
         if self.keyframes_only:
             self.context.skip_frame = "ALL" if skip else "NONKEY"
+            self.skipping_keyframes = skip
 
     def skip_rest_of_gop(self, skip: bool) -> None:
         """With every frame decoded: skip (``NONKEY``) the frames up to the next keyframe
@@ -167,7 +169,24 @@ class Decoder:
         return self.keyframes_only or self.skipping_rest_of_gop
 
     def decode(self, packet: av.Packet) -> list[av.VideoFrame]:
-        return self.context.decode(packet)  # type: ignore[return-value]
+        """The pictures this packet completes.
+
+        A stream that may reorder pictures (B-frames, or only the SPS saying so) makes the
+        decoder hold each picture until a later one is decoded. Decoding keyframes only,
+        that later one is the next keyframe: every analysis would come a GOP late (1-4 s).
+        So in keyframe mode a keyframe the decoder holds back is drained out at once; the
+        decoder is reset for the next one, which references nothing before it anyway.
+        """
+        pictures: list[av.VideoFrame] = self.context.decode(packet)  # type: ignore[assignment]
+        if (
+            not pictures
+            and self.keyframes_only
+            and packet.is_keyframe
+            and not self.skipping_keyframes
+            and self.context.has_b_frames
+        ):
+            pictures = self.flush()
+        return pictures
 
     def flush(self) -> list[av.VideoFrame]:
         """The pictures still inside the decoder (frame threads hold some) at end of stream."""

@@ -83,6 +83,25 @@ def gop_clip(sample_clip: Path) -> Path:
     return sample_clips.transcode(sample_clip, size=(640, 360), fps=25, gop=25, seconds=4)
 
 
+@pytest.fixture(scope="module")
+def bframe_clip(gop_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The GOP clip again with two B-frames between references: packets in decode order,
+    pictures out of it."""
+    path = tmp_path_factory.mktemp("bframes") / "bframes.mp4"
+    with av.open(str(gop_clip)) as src, av.open(str(path), "w") as dst:
+        out = dst.add_stream("libx264", rate=25)
+        out.width, out.height, out.pix_fmt = 640, 360, "yuv420p"
+        out.options = {"x264-params": "keyint=25:min-keyint=25:scenecut=0:b-adapt=0", "bf": "2"}
+        for picture in src.decode(video=0):
+            picture = picture.reformat(format="yuv420p")
+            picture.pict_type = av.video.frame.PictureType.NONE  # let x264 choose B-frames
+            for packet in out.encode(picture):
+                dst.mux(packet)
+        for packet in out.encode():
+            dst.mux(packet)
+    return path
+
+
 def count_packets(path: Path) -> tuple[int, int]:
     """(video packets, of which keyframes) as the file's own index says."""
     total = keys = 0
@@ -226,23 +245,12 @@ def test_pictures_before_an_analysed_one_are_decoded_in_one_burst(
 
 
 def test_streams_with_b_frames_decode_each_picture_on_arrival(
-    gop_clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    bframe_clip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Pictures out of decode order (B-frames): the decoder holds a picture back until later
     packets arrive, so a burst would delay the analysed one. Bursts stop at the first sign of
     reordering and the same pictures are handed on as without them."""
-    path = tmp_path / "bframes.mp4"
-    with av.open(str(gop_clip)) as src, av.open(str(path), "w") as dst:
-        out = dst.add_stream("libx264", rate=25)
-        out.width, out.height, out.pix_fmt = 640, 360, "yuv420p"
-        out.options = {"x264-params": "keyint=25:min-keyint=25:scenecut=0:bframes=2:b-adapt=0"}
-        for picture in src.decode(video=0):
-            picture = picture.reformat(format="yuv420p")
-            picture.pict_type = av.video.frame.PictureType.NONE  # let x264 choose B-frames
-            for packet in out.encode(picture):
-                dst.mux(packet)
-        for packet in out.encode():
-            dst.mux(packet)
+    path = bframe_clip
     sizes = burst_sizes(monkeypatch)
     source, frames = run_offline(path, decode="auto", analysis_fps=2.0)
     assert source.snapshot().decode_mode == "all"
@@ -250,7 +258,7 @@ def test_streams_with_b_frames_decode_each_picture_on_arrival(
     monkeypatch.setattr(pyav_source, "MAX_WAITING_PACKETS", 0)
     _, one_frames = run_offline(path, decode="auto", analysis_fps=2.0)
     assert handed_on(frames) == handed_on(one_frames)
-    assert len(frames) >= 4 and not all(f.keyframe for f in frames)
+    assert len(frames) >= 6 and not all(f.keyframe for f in frames)
 
 
 def test_a_live_camera_decodes_in_bursts(
@@ -320,6 +328,30 @@ def test_decoder_threads_only_where_they_pay() -> None:
     assert not load.record(0.01, now=105.0) and load.last_fraction == pytest.approx(0.25, 0.05)
     assert not any(load.record(0.03, now=105.0 + i / 25) for i in range(1, 125))
     assert load.record(0.03, now=110.0) and load.last_fraction == pytest.approx(0.75, 0.05)
+
+
+def test_keyframe_mode_hands_on_each_keyframe_with_its_own_packet(bframe_clip: Path) -> None:
+    """A stream that reorders pictures makes the decoder hold a picture until a later one is
+    decoded; in keyframe mode that would be the next keyframe, a GOP late."""
+    with av.open(str(bframe_clip)) as container:
+        stream = container.streams.video[0]
+        packets = [p for p in container.demux(stream) if p.size]
+        info = StreamInfo.of(stream)
+    pts = [p.pts for p in packets]
+    assert pts != sorted(pts), "the clip must have pictures out of decode order"
+    decoder = Decoder(info, True, 1, None)
+    keyframes = [p for p in packets if p.is_keyframe]
+    for packet in packets:
+        pictures = decoder.decode(packet)
+        assert [p.pts for p in pictures] == ([packet.pts] if packet.is_keyframe else [])
+    assert decoder.context.has_b_frames
+    decoder.skip_pictures(True)  # a keyframe not analysed is neither decoded nor drained
+    assert decoder.decode(keyframes[0]) == []
+    decoder.skip_pictures(False)
+    assert [p.pts for p in decoder.decode(keyframes[1])] == [keyframes[1].pts]
+    # Through the source: one keyframe a second, each handed on, none lost.
+    _, frames = run_offline(bframe_clip, decode="keyframes", analysis_fps=1.0)
+    assert [f._decoded.pts for f in frames] == [p.pts for p in keyframes]
 
 
 def decode_all(path: Path, deblock: str) -> list[tuple[bool, np.ndarray]]:
