@@ -564,6 +564,14 @@ def test_feedback_to_closure_filters_statistics_and_language(env: Env) -> None:
     page.wait_for_selector("[data-testid=case-detail]")
     wait_js(page, "document.querySelector('[data-testid=snapshot] img')?.naturalWidth > 0")
     assert "处置记录" in page.inner_text("[data-testid=timeline]")
+    # Alert cases are titled in English by the centre; the console shows them in Chinese.
+    notice = http_json(f"{env.url}/cases/{env.cases['notice']}", login(env.url, "admin"))
+    where = notice["zone_name"] or notice["camera_name"]  # type: ignore[index]
+    assert notice["title"] == f"Crowd gathering at {where} ({notice['camera_name']})"  # type: ignore[index]
+    heading = page.inner_text("[data-testid=case-detail] h2")
+    assert heading == f"{where}人员聚集（{notice['camera_name']}）"  # type: ignore[index]
+    titles = page.locator(".case-row .case-title").all_inner_texts()
+    assert titles and not any("Crowd gathering" in title for title in titles)
     env.shot(page, "case-zh")
     assert_clean(page)
     page.context.close()

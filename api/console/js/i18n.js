@@ -44,6 +44,7 @@ const STRINGS = {
     "cases.people": "{n} people",
     "cases.not_found": "Case {id} does not exist or is not in your centre.",
     "case.title": "Case #{id}",
+    "case.alert_title": "Crowd gathering at {where} ({camera})",
     "case.camera": "Camera",
     "case.zone": "Zone",
     "case.location": "Location",
@@ -278,6 +279,7 @@ const STRINGS = {
     "cases.people": "{n} 人",
     "cases.not_found": "案件 {id} 不存在或不属于您的中心。",
     "case.title": "案件 #{id}",
+    "case.alert_title": "{where}人员聚集（{camera}）",
     "case.camera": "摄像机",
     "case.zone": "区域",
     "case.location": "位置",
@@ -509,6 +511,21 @@ export function t(key, params = {}) {
   return text.replace(/\{(\w+)\}/g, (whole, name) =>
     params[name] === undefined || params[name] === null ? whole : String(params[name]),
   );
+}
+
+/**
+ * A case's title in the current language. The linkage centre titles a case it opens for an
+ * alert in English (api/ingest.py, case_title): while the title is still exactly that, it is
+ * composed again here from the case's zone and camera; a title someone typed is shown as typed.
+ */
+export function caseTitle(c) {
+  if (c.origin === "alert" && c.camera_name) {
+    const where = c.zone_name || c.camera_name;
+    if (c.title === `Crowd gathering at ${where} (${c.camera_name})`) {
+      return t("case.alert_title", { where, camera: c.camera_name });
+    }
+  }
+  return c.title;
 }
 
 /** A translated label for an enumerated value, or the value itself when none exists. */

@@ -4,7 +4,15 @@ import { api, errorText, onUnauthorized, setToken, token } from "./api.js";
 import { beep } from "./cue.js";
 import { clear, h } from "./dom.js";
 import { LiveFeed } from "./feed.js";
-import { LANGUAGES, label, language, onLanguageChange, setLanguage, t } from "./i18n.js";
+import {
+  caseTitle,
+  LANGUAGES,
+  label,
+  language,
+  onLanguageChange,
+  setLanguage,
+  t,
+} from "./i18n.js";
 import { CaseStore } from "./store.js";
 import { CamerasView } from "./views/cameras.js";
 import { CasesView } from "./views/cases.js";
@@ -272,7 +280,7 @@ class Console {
       h(
         "div",
         { class: "critical-banner", role: "alert", dataset: { testid: "critical-banner" } },
-        h("strong", {}, t("cue.critical", { title: c.title })),
+        h("strong", {}, t("cue.critical", { title: caseTitle(c) })),
         h(
           "span",
           {},

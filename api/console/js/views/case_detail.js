@@ -3,7 +3,7 @@
 // (GET /cases/{id}/actions decides; the console never guesses from the role).
 import { api, authorisedImage, errorText } from "../api.js";
 import { clear, formatDuration, formatTime, h, number, svg } from "../dom.js";
-import { label, t } from "../i18n.js";
+import { caseTitle, label, t } from "../i18n.js";
 
 const ONE_CLICK = new Set(["acknowledge", "start"]);
 
@@ -165,7 +165,7 @@ export class CaseDetail {
         "div",
         { class: "case-heading" },
         h("span", { class: "case-id" }, t("case.title", { id: c.id })),
-        h("h2", {}, c.title),
+        h("h2", {}, caseTitle(c)),
       ),
       h(
         "div",

@@ -1,7 +1,7 @@
 // The live case feed (filters + list, kept current by the WebSocket) beside the case view.
 import { api } from "../api.js";
 import { ageOf, clear, formatDuration, formatTime, h } from "../dom.js";
-import { label, t } from "../i18n.js";
+import { caseTitle, label, t } from "../i18n.js";
 import { ALL_STATES, defaultFilters, OPEN_STATES, SEVERITIES } from "../store.js";
 import { CaseDetail } from "./case_detail.js";
 
@@ -207,7 +207,7 @@ export class CasesView {
           "div",
           { class: "row-top" },
           h("span", { class: "case-id" }, `#${c.id}`),
-          h("span", { class: "case-title" }, c.title),
+          h("span", { class: "case-title" }, caseTitle(c)),
           this.store.fresh.has(c.id) && h("span", { class: "pill new" }, t("cases.new")),
         ),
         h(
