@@ -570,6 +570,7 @@ def test_feedback_to_closure_filters_statistics_and_language(env: Env) -> None:
     assert notice["title"] == f"Crowd gathering at {where} ({notice['camera_name']})"  # type: ignore[index]
     heading = page.inner_text("[data-testid=case-detail] h2")
     assert heading == f"{where}人员聚集（{notice['camera_name']}）"  # type: ignore[index]
+    assert "持续聚集" in page.inner_text("[data-testid=case-detail]")  # the rule, translated
     titles = page.locator(".case-row .case-title").all_inner_texts()
     assert titles and not any("Crowd gathering" in title for title in titles)
     env.shot(page, "case-zh")

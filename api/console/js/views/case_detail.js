@@ -297,7 +297,10 @@ export class CaseDetail {
           : "–",
       ],
       payload.zone_area_m2 != null && [t("case.area"), `${number(payload.zone_area_m2, 0)} m²`],
-      [t("case.rule"), (payload.rules && payload.rules.length ? payload.rules : [payload.rule]).filter(Boolean).join(", ") || "–"],
+      [t("case.rule"), (payload.rules && payload.rules.length ? payload.rules : [payload.rule])
+          .filter(Boolean)
+          .map((rule) => label("rule", rule))
+          .join(", ") || "–"],
       payload.reason && [t("case.reason"), payload.reason],
       [t("case.camera"), c.camera_name || c.camera_id || "–"],
       [t("case.zone"), c.zone_name || c.zone_id || "–"],
