@@ -33,7 +33,8 @@ class IngestResult:
 
 def case_title(event: AlertEvent) -> str:
     """Stored in English; the console recognises this exact form and shows it in the
-    operator's language (``caseTitle`` in console/js/i18n.js), so change both together."""
+    operator's language (``case.alert_title`` and ``caseTitle`` in console/js/i18n.js), so
+    change both together."""
     where = event.zone_name or event.camera_name
     return f"Crowd gathering at {where} ({event.camera_name})"
 

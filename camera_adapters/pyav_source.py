@@ -714,7 +714,6 @@ class _Reader:
                 count += 1
                 if not self._picture(picture):
                     return None
-            del pictures
         heavy = not self.offline and self.load.record(busy, arrived)
         if heavy and not self.decoder.keyframes_only:
             self.heavy = True  # frame threads from the next keyframe on

@@ -44,7 +44,7 @@ const STRINGS = {
     "cases.people": "{n} people",
     "cases.not_found": "Case {id} does not exist or is not in your centre.",
     "case.title": "Case #{id}",
-    "case.alert_title": "Crowd gathering at {where} ({camera})",
+    "case.alert_title": "Crowd gathering at {where} ({camera})", // = api/ingest.py case_title
     "rule.sustained": "sustained",
     "rule.sudden": "sudden",
     "rule.cluster": "group",
@@ -512,11 +512,14 @@ export function onLanguageChange(listener) {
   return () => listeners.delete(listener);
 }
 
-export function t(key, params = {}) {
-  const text = STRINGS[current][key] ?? STRINGS.en[key] ?? key;
+function fill(text, params) {
   return text.replace(/\{(\w+)\}/g, (whole, name) =>
     params[name] === undefined || params[name] === null ? whole : String(params[name]),
   );
+}
+
+export function t(key, params = {}) {
+  return fill(STRINGS[current][key] ?? STRINGS.en[key] ?? key, params);
 }
 
 /**
@@ -526,9 +529,9 @@ export function t(key, params = {}) {
  */
 export function caseTitle(c) {
   if (c.origin === "alert" && c.camera_name) {
-    const where = c.zone_name || c.camera_name;
-    if (c.title === `Crowd gathering at ${where} (${c.camera_name})`) {
-      return t("case.alert_title", { where, camera: c.camera_name });
+    const params = { where: c.zone_name || c.camera_name, camera: c.camera_name };
+    if (c.title === fill(STRINGS.en["case.alert_title"], params)) {
+      return t("case.alert_title", params);
     }
   }
   return c.title;
