@@ -61,11 +61,18 @@ class Recorder:
         self.max_lag = dict.fromkeys(self.cameras, 0.0)
 
     def record(
-        self, camera: str, captured_at: float, latency: float, media_time: float | None
+        self,
+        camera: str,
+        captured_at: float,
+        latency: float,
+        media_time: float | None,
+        seen_at: float | None = None,
     ) -> None:
         """``media_time`` is the frame's position in the stream: how far behind the live
         stream the camera's reader has fallen is wall time minus media time, relative to the
-        first frame of the window."""
+        first frame of the window. The wall time is ``seen_at`` (when the frame was read or
+        its result came), else ``captured_at`` — SharpEyes' capture times come from the
+        stream's own clock, so they do not move apart from media time when a reader lags."""
         if not self.window_start <= captured_at < self.window_end:
             return
         with self.lock:
@@ -75,8 +82,9 @@ class Recorder:
             self.latencies.append(latency)
             if media_time is None:
                 return
-            origin = self.lag_origin.setdefault(camera, (captured_at, media_time))
-            lag = (captured_at - origin[0]) - (media_time - origin[1])
+            seen = captured_at if seen_at is None else seen_at
+            origin = self.lag_origin.setdefault(camera, (seen, media_time))
+            lag = (seen - origin[0]) - (media_time - origin[1])
             self.max_lag[camera] = max(self.max_lag[camera], lag)
 
 
@@ -241,7 +249,9 @@ def run_sharpeyes(config: dict[str, Any]) -> dict[str, Any]:
     def on_result(result: AnalysisResult) -> None:
         decoded = getattr(result.frame, "_decoded", None)  # the PyAV frame: its stream time
         media = getattr(decoded, "time", None)
-        recorder.record(result.camera_id, result.captured_at, result.latency_s, media)
+        recorder.record(
+            result.camera_id, result.captured_at, result.latency_s, media, result.finished_at
+        )
 
     publisher = AlertPublisher.from_settings(RedisSettings(url=config["redis_url"]))
     service = PipelineService(cameras, detector, publisher, settings, on_result=on_result)

@@ -45,6 +45,9 @@ class HealthSnapshot:
     state_since: float | None = None  # wall-clock time the current state began
     next_attempt_at: float | None = None  # when the next connection attempt is due
     keyframe_interval_s: float | None = None  # measured from the stream's timestamps
+    # How far reading lags the live stream: the last keyframe's wait beyond the quickest
+    # arrival (a reader that cannot keep up; 0 for files).
+    behind_s: float = 0.0
     analysis_fps: float | None = None  # the rate frames are handed on at (may be changed live)
     transport: str | None = None  # tcp / udp for RTSP, None for files
     decoder: str | None = None  # codec, device and threads of the current decoder
@@ -84,6 +87,7 @@ class HealthCounters:
         self.stream_size: tuple[int, int] | None = None
         self.next_attempt_at: float | None = None
         self.keyframe_interval_s: float | None = None
+        self.behind_s = 0.0
         self.analysis_fps: float | None = None
         self.transport: str | None = None
         self.decoder: str | None = None
@@ -121,6 +125,7 @@ class HealthCounters:
                 state_since=self.state_since,
                 next_attempt_at=self.next_attempt_at,
                 keyframe_interval_s=self.keyframe_interval_s,
+                behind_s=self.behind_s,
                 analysis_fps=self.analysis_fps,
                 transport=self.transport,
                 decoder=self.decoder,

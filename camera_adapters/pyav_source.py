@@ -79,6 +79,13 @@ EARLY_FRACTION = 0.4
 # wait, as packets, and are decoded in one burst with it (see ``_Reader._waits``). Past this
 # many the burst starts anyway (10 s at 25 fps): a bound on memory, not a tuning knob.
 MAX_WAITING_PACKETS = 250
+# Capture times from the stream's timestamps (``_Reader._captured``): how fast the offset
+# between arrival and media time may rise on its own (a camera clock running slow by up to
+# 1,000 ppm; a reader falling behind raises it far faster), how far timestamps may step back
+# (pictures out of order) and jump ahead of the time that passed before the mapping restarts.
+CLOCK_CREEP = 0.001
+CLOCK_STEP_BACK_S = 0.5
+CLOCK_JUMP_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -597,6 +604,12 @@ class _Reader:
         self.waiting: list[av.Packet] = []
         self.bursts = True
         self.last_pts: int | None = None
+        # Media time → wall clock for live streams (``_captured``).
+        self.seconds_per_tick = float(stream.time_base) if stream.time_base else None
+        self.clock_offset: float | None = None  # monotonic − media time, quickest arrival
+        self.clock_seen = 0.0  # monotonic time of the last packet mapped
+        self.last_media: float | None = None  # the latest media time seen
+        self.behind_s = 0.0  # how long the newest packet waited beyond the quickest one
         self.decoder = source._new_decoder(stream, source._wants_keyframes(None))
         if stream.width:
             source.health.update(stream_size=(stream.width, stream.height))
@@ -652,7 +665,7 @@ class _Reader:
             self.live = True
             source._set_state(SourceState.LIVE, last_error=None)
         source.health.add("packets_in")
-        now = source._clock()
+        now = self._captured(packet, source._clock(), arrived)
         if packet.pts is not None:
             self.arrivals[packet.pts] = now
             if len(self.arrivals) > 256:
@@ -686,6 +699,41 @@ class _Reader:
                     f"({errors} decode errors so far)",
                 )
         return None
+
+    def _captured(self, packet: av.Packet, wall: float, now: float) -> float:
+        """When the camera captured this packet's picture, on the wall clock: ``wall`` (when
+        it was read) less how long it waited beyond the quickest arrival the session has
+        seen, by the stream's own timestamps (``now``: the monotonic clock at reading).
+
+        The arrival time alone hides a reader that falls behind: a picture that waited in
+        the socket since the camera sent it would count as captured when it is finally read,
+        and latency — which the rate controller watches, lowering analysis rates when it
+        grows — would never show the backlog (at 128 cameras at 1/s on two cores the
+        benchmark's readers once fell 34 s behind the streams with a p99 latency of 0.14 s).
+        The offset between arrival and media time is kept on the monotonic clock, so a
+        wall-clock step (NTP) is not taken for a backlog; it may creep up by
+        ``CLOCK_CREEP`` a second, to follow a camera clock running slow; timestamps that
+        step back or jump ahead (a camera restarting its encoder) start the mapping again.
+        Files keep the wall clock.
+        """
+        if self.is_file or packet.pts is None or self.seconds_per_tick is None:
+            return wall
+        media = packet.pts * self.seconds_per_tick
+        offset = now - media
+        base, last = self.clock_offset, self.last_media
+        if (
+            base is None
+            or last is None
+            or media < last - CLOCK_STEP_BACK_S
+            or media - last > now - self.clock_seen + CLOCK_JUMP_S
+        ):
+            base, last = offset, media
+        else:
+            base = min(offset, base + CLOCK_CREEP * (now - self.clock_seen))
+            last = max(last, media)
+        self.clock_offset, self.clock_seen, self.last_media = base, now, last
+        self.behind_s = offset - base
+        return wall - self.behind_s
 
     def _decode(self, packets: list[av.Packet], arrived: float) -> int | None:
         """Decode packets in order, each picture handed on (or dropped) as it comes out; the
@@ -764,6 +812,8 @@ class _Reader:
     def _keyframe(self, packet: av.Packet, arrived_at: float) -> None:
         source = self.source
         source.health.add("keyframes_in")
+        if not self.is_file:
+            source.health.update(behind_s=round(self.behind_s, 3))
         if packet.pts is not None and packet.time_base is not None:
             self.keyframe_times.append(float(packet.pts * packet.time_base))
             self.keyframe_interval = _median_gap(self.keyframe_times)

@@ -421,3 +421,64 @@ def test_passwords_are_masked_in_every_form() -> None:
     embedded = camera("rtsp://admin:p@ss@192.0.2.1/live")  # an unencoded '@' in the password
     assert embedded.display_source() == "rtsp://***@192.0.2.1/live"
     assert redact_text(f"cannot open {embedded.source}") == "cannot open rtsp://***@192.0.2.1/live"
+
+
+class _Clock:
+    """The state ``_Reader._captured`` keeps, for driving it with chosen arrivals."""
+
+    def __init__(self, is_file: bool = False) -> None:
+        self.is_file = is_file
+        self.seconds_per_tick = 1 / 90000
+        self.clock_offset: float | None = None
+        self.clock_seen = 0.0
+        self.last_media: float | None = None
+        self.behind_s = 0.0
+
+    def captured(self, media_s: float, wall: float, monotonic: float | None = None) -> float:
+        packet = av.Packet(b"\x00")
+        packet.pts = round(media_s * 90000)
+        now = wall if monotonic is None else monotonic  # by default with the wall clock
+        return pyav_source._Reader._captured(self, packet, wall, now)  # type: ignore[arg-type]
+
+
+def test_capture_times_come_from_the_stream_clock_so_a_backlog_shows() -> None:
+    clock = _Clock()
+    start = 1_000_000.0  # wall clock when media time 0 arrived
+    # On time, with up to a tick of jitter: capture times are the quickest arrival's mapping.
+    for i, jitter in enumerate([0.0, 0.03, 0.01, 0.04, 0.0]):
+        captured = clock.captured(i * 0.04, start + i * 0.04 + jitter)
+        assert captured == pytest.approx(start + i * 0.04)
+    # The reader stalls: pictures sent at 0.2-0.6 s are read at 3.0 s. They are 2.4-2.8 s old.
+    for media in (0.2, 0.4, 0.6):
+        assert clock.captured(media, start + 3.0) == pytest.approx(start + media, abs=0.01)
+    assert clock.behind_s == pytest.approx(2.4, abs=0.01)  # less what it may creep
+    # Reading the wall clock instead would have called them captured at 3.0 s.
+
+
+def test_capture_clock_follows_a_slow_camera_clock_and_restarts_on_jumps() -> None:
+    clock = _Clock()
+    start = 1_000_000.0
+    # The camera's clock runs 500 ppm slow: an hour later its pictures are not "1.8 s late".
+    for second in range(0, 3600, 10):
+        captured = clock.captured(second * (1 - 0.0005), start + second)
+    assert start + 3590 - captured < 0.05
+    assert clock.behind_s < 0.05
+    # The camera restarts its encoder: timestamps go back to 0. The mapping starts again
+    # rather than calling every picture an hour old.
+    assert clock.captured(0.0, start + 3600) == pytest.approx(start + 3600)
+    assert clock.captured(0.04, start + 3600.04) == pytest.approx(start + 3600.04)
+    # ... and jumps far ahead of the time that passed: the same.
+    assert clock.captured(500.0, start + 3601) == pytest.approx(start + 3601)
+    # Pictures slightly out of order (B-frames) do not restart it.
+    assert clock.captured(499.9, start + 3601.01) == pytest.approx(start + 3600.9)
+    # Files keep the wall clock.
+    assert _Clock(is_file=True).captured(5.0, start) == start
+
+
+def test_a_wall_clock_step_is_not_taken_for_a_backlog() -> None:
+    clock = _Clock()
+    for i in range(5):
+        clock.captured(i * 0.04, 2000.0 + i * 0.04, 50.0 + i * 0.04)
+    # NTP steps the wall clock 5 s ahead; the monotonic clock runs on.
+    assert clock.captured(0.2, 2005.2, 50.2) == pytest.approx(2005.2)
+    assert clock.behind_s == pytest.approx(0.0)

@@ -471,3 +471,48 @@ def test_native_sessions_are_kept_alive_and_end_cleanly(rtsp_server: RtspServer)
         assert attachment.wait(2) == ("stopped", None)
     finally:
         pool.close()
+
+
+def test_a_reader_that_falls_behind_shows_how_old_its_pictures_are(
+    rtsp_server: RtspServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decoding slows down (as on a machine short of CPU) while the camera keeps sending 10
+    pictures a second: the reader falls further behind the live stream every second. The
+    pictures it hands on carry their real capture time, from the stream's timestamps, not
+    the time they were read, so their latency shows the backlog the rate controller lowers
+    analysis rates on; the health report says how far behind the reader is."""
+    from camera_adapters.decoder import Decoder
+
+    slow = threading.Event()
+    decode = Decoder.decode
+
+    def slower(self: Decoder, packet: object) -> object:
+        if slow.is_set():
+            time.sleep(0.15)  # ~7 pictures a second of a 10 fps stream
+        return decode(self, packet)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Decoder, "decode", slower)
+    source = PyAVSource(
+        camera(rtsp_server.url("cam1")),
+        SourceOptions(analysis_size=(320, 320), analysis_fps=5.0, decode="all"),
+    )
+    source.start()
+    try:
+        on_time = [wait_for(source.frames.take, 20) for _ in range(3)]
+        ages_before = [time.time() - f.captured_at for f in on_time[1:]]
+        slow.set()
+        ages_slow, started = [], time.monotonic()
+        while time.monotonic() - started < 6.0:
+            frame = source.frames.wait(1.0)
+            if frame is not None:
+                ages_slow.append(time.time() - frame.captured_at)
+        health = source.snapshot()
+    finally:
+        slow.clear()
+        assert source.stop(10)
+    print(f"ages before {ages_before}, while slow {[round(a, 2) for a in ages_slow]}")
+    print(f"health: behind {health.behind_s} s")
+    assert health.receiver == "native"
+    assert max(ages_before) < 1.0
+    assert ages_slow[-1] > 1.5  # ~0.5 s more behind each second, for 6 s
+    assert health.behind_s > 1.0
