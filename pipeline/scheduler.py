@@ -236,8 +236,10 @@ class RateController:
     """Scales analysis rates so that inference keeps up and latency stays bounded.
 
     Every ``window_s`` it compares the inference workers' busy time with the wall time. Above
-    ``high_utilisation`` (or with the 95th-percentile latency above its target) it lowers the
-    common scale to what the measured capacity sustains at ``target_utilisation``; below
+    ``high_utilisation`` it lowers the common scale to what the measured capacity sustains at
+    ``target_utilisation``; with the 95th-percentile latency above its target (which includes
+    readers falling behind the streams: capture times come from the streams' clocks) it lowers
+    it in proportion to how late; below
     ``low_utilisation`` with latency well under target it raises the scale again, gradually,
     up to the configured rates. Nothing changes during the first two windows, while
     cameras connect and probe their streams.
@@ -298,8 +300,13 @@ class RateController:
             reason = "inference saturated"
         elif late:
             # Late although the detector has headroom (the machine is short of CPU, e.g. for
-            # decoding): shed some analysis work, gently, as the capacity figure is no guide.
-            new = scale * 0.8
+            # decoding, and the readers fall behind the streams): shed analysis work in
+            # proportion to how late, by a fifth to a half per window, as the capacity figure
+            # is no guide. Halving at once matters when decoding is short: with a keyframe
+            # every 2 s, 0.8 and 0.64 analyses/s still decode between keyframes (further
+            # into each GOP than 1/s), 0.5 decodes keyframes only.
+            assert p95 is not None
+            new = scale * max(0.5, min(0.8, s.latency_target_s / p95))
             reason = "latency above target"
         elif (
             scale < 1.0

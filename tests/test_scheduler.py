@@ -319,17 +319,26 @@ def test_controller_waits_out_start_up_and_sheds_gently_when_late_with_headroom(
     assert controller.maybe_adjust(10.0) is None and scheduler.scale == 1.0
     # Late, but the detector is mostly idle (CPU short elsewhere): lower gently, not to the
     # (meaningless) capacity figure.
-    controller.record_batch(frames=5, busy_s=1.0, latencies=[3.0] * 5)
+    controller.record_batch(frames=5, busy_s=1.0, latencies=[2.2] * 5)
     change = controller.maybe_adjust(15.0)
     assert change is not None and change.reason == "latency above target"
     assert scheduler.scale == pytest.approx(0.8)
+    # Far later (readers falling behind): by up to half per window, in proportion.
+    controller.record_batch(frames=5, busy_s=1.0, latencies=[3.2] * 5)
+    controller.maybe_adjust(20.0)
+    assert scheduler.scale == pytest.approx(0.8 * 2.0 / 3.2)
+    scheduler.set_scale(0.8)
+    controller.record_batch(frames=5, busy_s=1.0, latencies=[12.0] * 5)
+    controller.maybe_adjust(25.0)
+    assert scheduler.scale == pytest.approx(0.4)
+    scheduler.set_scale(0.8)
     # Saturated: straight to what the measured capacity sustains at 80 %.
     controller.record_batch(frames=20, busy_s=5.0, latencies=[0.5] * 20)  # 4 frames/s
-    change = controller.maybe_adjust(20.0)
+    change = controller.maybe_adjust(30.0)
     assert change is not None and change.reason == "inference saturated"
     assert scheduler.scale == pytest.approx(0.8 * 4.0 / 10.0)
     # Idle and fast again: back up in steps.
-    for t in (25.0, 30.0, 35.0, 40.0):
+    for t in (35.0, 40.0, 45.0, 50.0):
         controller.record_batch(frames=5, busy_s=0.1, latencies=[0.05] * 5)
         controller.maybe_adjust(t)
     assert scheduler.scale == 1.0
