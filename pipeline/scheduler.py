@@ -237,12 +237,11 @@ class RateController:
 
     Every ``window_s`` it compares the inference workers' busy time with the wall time. Above
     ``high_utilisation`` it lowers the common scale to what the measured capacity sustains at
-    ``target_utilisation``; with the 95th-percentile latency above its target (which includes
-    readers falling behind the streams: capture times come from the streams' clocks) it lowers
-    it in proportion to how late; below
-    ``low_utilisation`` with latency well under target it raises the scale again, gradually,
-    up to the configured rates. Nothing changes during the first two windows, while
-    cameras connect and probe their streams.
+    ``target_utilisation``. With the 95th-percentile latency above its target (which includes
+    readers falling behind the streams: capture times come from the streams' clocks) it
+    lowers it in proportion to how late. Below ``low_utilisation`` with latency well under
+    target it raises the scale again, gradually, up to the configured rates. Nothing changes
+    during the first two windows, while cameras connect and probe their streams.
     """
 
     def __init__(
