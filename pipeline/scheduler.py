@@ -207,6 +207,10 @@ class RateSettings:
     window_s: float = 5.0
     workers: int = 1
     grace_s: float | None = None  # no changes this long after start (default 2 windows)
+    # After rates were lowered for latency with the detector not busy (short of CPU for
+    # decoding), raising stays under the scale that was late for this long: the detector's
+    # idle time says nothing about whether the readers would keep up again.
+    late_hold_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -260,6 +264,8 @@ class RateController:
         self.last_utilisation = 0.0
         self.last_capacity_fps: float | None = None
         self.changes: list[RateChange] = []
+        self._late_scale = 1.0  # the scale last found late with the detector not busy ...
+        self._late_until = float("-inf")  # ... and until when raising stays under it
 
     def record_batch(self, frames: int, busy_s: float, latencies: Sequence[float]) -> None:
         with self._lock:
@@ -275,9 +281,9 @@ class RateController:
             if elapsed < self.settings.window_s:
                 return None
             self._window = _Window(now)
-        return self._decide(window, elapsed)
+        return self._decide(window, elapsed, now)
 
-    def _decide(self, window: _Window, elapsed: float) -> RateChange | None:
+    def _decide(self, window: _Window, elapsed: float, now: float) -> RateChange | None:
         s = self.settings
         utilisation = window.busy_s / (elapsed * s.workers)
         self.last_utilisation = utilisation
@@ -307,12 +313,20 @@ class RateController:
             assert p95 is not None
             new = scale * max(0.5, min(0.8, s.latency_target_s / p95))
             reason = "latency above target"
+            self._late_scale, self._late_until = scale, now + s.late_hold_s
         elif (
             scale < 1.0
             and utilisation <= s.low_utilisation
             and (p95 is None or p95 <= 0.5 * s.latency_target_s)
         ):
             new = min(1.0, max(scale * 1.25, min(scale * 2.0, sustainable)))
+            if now < self._late_until:
+                # The idle detector is no guide when decoding was short: back up to just
+                # under the scale that was late, not to the detector's capacity (which put
+                # 64 cameras at 1/s back to full rate, and behind, every few windows).
+                new = min(new, 0.9 * self._late_scale)
+                if new <= scale:
+                    return None
             reason = "load dropped"
         else:
             return None

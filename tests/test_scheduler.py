@@ -311,7 +311,9 @@ def test_controller_waits_out_start_up_and_sheds_gently_when_late_with_headroom(
     from pipeline.scheduler import RateController, RateSettings
 
     scheduler = Scheduler([CameraSlot(f"c{i}", 1.0, LatestFrame()) for i in range(10)])
-    controller = RateController(scheduler, RateSettings(window_s=5.0), now=0.0)
+    # No hold under the late scale here (that is the next test).
+    settings = RateSettings(window_s=5.0, late_hold_s=0.0)
+    controller = RateController(scheduler, settings, now=0.0)
     # Start-up: cameras connecting, everything slow. No change during the grace period.
     controller.record_batch(frames=2, busy_s=1.0, latencies=[6.0, 7.0])
     assert controller.maybe_adjust(5.0) is None and scheduler.scale == 1.0
@@ -455,3 +457,28 @@ def test_a_removed_camera_no_longer_wakes_the_batcher() -> None:
     scheduler.remove("a")
     box.put(_frame("a"))
     assert not scheduler._changed.is_set()
+
+
+def test_after_lateness_with_an_idle_detector_rates_come_back_only_under_the_late_scale() -> None:
+    """Late while the detector idles means decoding is short of CPU: the detector's idle time
+    is no measure of what the readers sustain, so raising stops under the scale that was late
+    until ``late_hold_s`` has passed without lateness."""
+    from pipeline.scheduler import RateController, RateSettings
+
+    scheduler = Scheduler([CameraSlot(f"c{i}", 1.0, LatestFrame()) for i in range(10)])
+    settings = RateSettings(window_s=5.0, grace_s=0.0, late_hold_s=30.0)
+    controller = RateController(scheduler, settings, now=0.0)
+    controller.record_batch(frames=5, busy_s=0.5, latencies=[6.0] * 5)  # readers 6 s behind
+    assert controller.maybe_adjust(5.0) is not None
+    assert scheduler.scale == pytest.approx(0.5)
+    # Caught up, the detector idle: back up, but to 0.9 of the late scale, not to 1.
+    for t in (10.0, 15.0, 20.0):
+        controller.record_batch(frames=5, busy_s=0.1, latencies=[0.05] * 5)
+        controller.maybe_adjust(t)
+    assert scheduler.scale == pytest.approx(0.9)
+    # On time for the whole hold: the ceiling goes, the configured rates come back.
+    for t in (25.0, 30.0, 35.0, 40.0):
+        controller.record_batch(frames=5, busy_s=0.1, latencies=[0.05] * 5)
+        controller.maybe_adjust(t)
+    assert scheduler.scale == 1.0
+    assert [c.reason for c in controller.changes][:2] == ["latency above target", "load dropped"]
