@@ -794,8 +794,8 @@ class _Reader:
         if interval is None or self.gop_start is None:
             return False
         stamp = arrived_at
-        if self.offline and packet.time_base is not None:
-            stamp = float(packet.pts * packet.time_base)
+        if self.offline and self.seconds_per_tick is not None:
+            stamp = packet.pts * self.seconds_per_tick  # float: no Fraction per packet
         return stamp + self._early(interval) < self.gop_next
 
     def _stop_bursts(self, why: str) -> None:

@@ -322,8 +322,8 @@ class RateController:
             new = min(1.0, max(scale * 1.25, min(scale * 2.0, sustainable)))
             if now < self._late_until:
                 # The idle detector is no guide when decoding was short: back up to just
-                # under the scale that was late, not to the detector's capacity (which put
-                # 64 cameras at 1/s back to full rate, and behind, every few windows).
+                # under the scale that was late, not toward the detector's capacity (which
+                # took 64 cameras at 1/s from 0.48 straight back to 0.97, still behind).
                 new = min(new, 0.9 * self._late_scale)
                 if new <= scale:
                     return None
