@@ -108,8 +108,21 @@ def write_markdown(doc: dict[str, Any], path: Path, plot_name: str) -> None:
     lines += [
         f"- per analysis (keyframe + the cheapest detection): "
         f"{_f(floor['per_analysis_cpu_s'] * 1000, 2)} ms CPU",
-        "",
     ]
+    measurements = floor.get("measurements") or []
+    if measurements:
+        each = ", ".join(
+            f"{m['label'].removeprefix('floor (alone)').strip() or 'first'} "
+            f"{_f(m['per_analysis_cpu_s'] * 1000, 2)}"
+            for m in measurements
+        )
+        by_pass = floor.get("per_analysis_by_pass") or []
+        lines.append(
+            f"- medians over {len(by_pass)} passes in {len(measurements)} measurements spread "
+            f"over the run (ms per analysis: {each}; single passes "
+            f"{_f(min(by_pass) * 1000, 2)}–{_f(max(by_pass) * 1000, 2)})"
+        )
+    lines.append("")
     receive = doc.get("receive") or {}
     if receive:
         by_ffmpeg = doc.get("receive_ffmpeg") or {}

@@ -19,6 +19,7 @@ from tests.helpers import SHARPEYES
 TINY = [
     "bench", "--ks", "2", "--rates", "1", "--duration", "4", "--warmup", "4",
     "--size", "640x360", "--clip-seconds", "4", "--no-refine", "--no-progress",
+    "--floor-passes", "2",
 ]  # fmt: skip
 
 
@@ -37,6 +38,14 @@ def test_tiny_benchmark_writes_json_markdown_and_plot(tmp_path: Path) -> None:
     assert doc["note"] == "test run" and doc["config"]["size"] == [640, 360]
     floor = doc["floor"]
     assert floor["keyframes"] >= 2 and 0 < floor["per_analysis_cpu_s"] < 1
+    # Measured before the rate and after it, two passes each, pooled into one floor.
+    assert [m["label"] for m in floor["measurements"]] == [
+        "floor (alone)",
+        "floor (alone) after 1/s",
+    ]
+    assert len(floor["passes"]) == 4 and len(floor["per_analysis_by_pass"]) == 4
+    assert min(floor["per_analysis_by_pass"]) <= floor["per_analysis_cpu_s"]
+    assert floor["per_analysis_cpu_s"] <= max(floor["per_analysis_by_pass"])
     sides = {step["variant"]: step for step in doc["steps"]}
     assert set(sides) == {"baseline", "sharpeyes"}
     for step in sides.values():
@@ -69,7 +78,8 @@ def test_tiny_benchmark_writes_json_markdown_and_plot(tmp_path: Path) -> None:
         assert summary["sharpeyes_cost_over_floor_with_receive"] == pytest.approx(expected)
 
     for expected in ("## Summary", "| 1 | baseline | 2 |", "| 1 | sharpeyes | 2 |", "floor",
-                     "> test run", "throughput.png", "; FFmpeg "):  # fmt: skip
+                     "> test run", "throughput.png", "; FFmpeg ", "medians over 4 passes in 2 "
+                     "measurements"):  # fmt: skip
         assert expected in markdown
     image = cv2.imread(str(tmp_path / "throughput.png"))
     assert image is not None and image.shape[0] > 300
@@ -89,6 +99,23 @@ def test_bad_options_exit_2_naming_the_option(args: list[str], message: str) -> 
     run = subprocess.run([*SHARPEYES, "bench", *args], capture_output=True, text=True, timeout=60)
     assert run.returncode == 2, run.stderr
     assert message in run.stderr and "Traceback" not in run.stderr
+
+
+def test_the_floor_is_the_median_pass_so_one_slow_pass_does_not_move_it() -> None:
+    from benchmarks.throughput_workers import floor_summary
+
+    def one_pass(decode_ms: float, single_ms: float, batched_ms: float) -> dict:
+        timing = {"batch1_cpu_s": single_ms / 1e3, "batch1_wall_s": single_ms / 1e3,
+                  "batched_cpu_s": batched_ms / 1e3}  # fmt: skip
+        return {"keyframes": 30, "keyframe_decode_cpu_s": decode_ms / 1e3,
+                "detect_by_threads": {"1": timing}}  # fmt: skip
+
+    passes = [one_pass(9.0, 11.5, 13.0), one_pass(9.2, 11.7, 13.2), one_pass(12.0, 15.0, 16.0)]
+    floor = floor_summary(passes)
+    assert floor["keyframe_decode_cpu_s"] == pytest.approx(9.2e-3)
+    assert floor["detect_cpu_s"] == pytest.approx(11.7e-3), "batch 1, cheaper than batched"
+    assert floor["per_analysis_cpu_s"] == pytest.approx(20.9e-3)
+    assert floor["per_analysis_by_pass"] == pytest.approx([20.5e-3, 20.9e-3, 27.0e-3])
 
 
 def test_rate_comes_from_analysis_intervals_not_window_counts() -> None:

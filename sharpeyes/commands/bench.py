@@ -126,6 +126,14 @@ def _size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, 
     show_default=True,
     help="Which sides to run (the floor always runs).",
 )
+@click.option(
+    "--floor-passes",
+    type=click.IntRange(1, 20),
+    default=3,
+    show_default=True,
+    help="Passes per floor measurement; the floor is measured before the first rate and "
+    "after each, and the median over all passes is used.",
+)
 @click.option("--no-refine", is_flag=True, help="Skip the extra step between pass and fail.")
 @click.option(
     "--out",
@@ -154,6 +162,7 @@ def bench(
     intra_op_threads: int | None,
     receiver: str,
     variants: str,
+    floor_passes: int,
     no_refine: bool,
     out_dir: Path | None,
     name: str,
@@ -190,6 +199,7 @@ def bench(
         intra_op_threads=intra_op_threads,
         receiver=receiver,
         variants=chosen,
+        floor_passes=floor_passes,
         refine=not no_refine,
         out_dir=out_dir or RESULTS,
         name=name,
