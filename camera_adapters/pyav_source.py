@@ -72,9 +72,14 @@ NATIVE_CODECS = {"H264": "h264", "H265": "hevc", "HEVC": "hevc"}
 # Until a stream's keyframe interval is measured, assume this (cameras use 1–4 s, some
 # "smart codec" modes up to 10 s) when judging whether packets that never decode mean a stall.
 ASSUMED_KEYFRAME_INTERVAL_S = 5.0
-# How early (in analysis intervals) a picture between keyframes may serve its due time: the
-# scheduler accepts pictures from half an interval early; 0.1 of margin absorbs arrival jitter.
-EARLY_FRACTION = 0.4
+# How early a picture between keyframes may serve its due time: the scheduler accepts pictures
+# from half an interval early, less a margin for how far a picture's stamp may move against the
+# keyframe's that started the grid. Stamps on the stream's own clock (live RTP timestamps, see
+# ``_Reader._captured``; a file's media time) move only by the capture-time offset creeping,
+# ≤ 1 ms over a GOP: STREAM_CLOCK_MARGIN_S. Stamps read from the wall clock (files played in
+# real time) move with every late wake-up: a tenth of the interval.
+STREAM_CLOCK_MARGIN_S = 0.02
+WALL_CLOCK_MARGIN = 0.1
 # Pictures between keyframes that are decoded only as references for a later analysed one
 # wait, as packets, and are decoded in one burst with it (see ``_Reader._waits``). Past this
 # many the burst starts anyway (10 s at 25 fps): a bound on memory, not a tuning knob.
@@ -108,10 +113,11 @@ class SourceOptions:
     hwaccel: str | None = None
     realtime: bool = True  # play file sources at their own frame rate, like a camera
     # Decoding between keyframes, hand on the earliest picture the scheduler accepts for a
-    # due time (from 0.4 of an interval before it) rather than the one nearest it: each
-    # picture costs the decoding of every one before it in its GOP. At 1/s with a 2-s GOP
-    # that decodes 16 frames per GOP instead of 26, and analyses fall 0.6 s and 1.4 s apart
-    # (still exactly 1/s). True: pictures as evenly spaced as the frame rate allows.
+    # due time (from just under half an interval before it) rather than the one nearest it:
+    # each picture costs the decoding of every one before it in its GOP. At 1/s with a 2-s
+    # GOP at 25 fps that decodes 14 frames per GOP instead of 26, and analyses fall 0.52 s
+    # and 1.48 s apart (still exactly 1/s). True: pictures as evenly spaced as the frame
+    # rate allows.
     even_spacing: bool = False
     # Deblocking (H.264 / H.265's in-loop filter) on every picture ("all", bit exact) or on
     # keyframes only ("keyframes": pictures between keyframes up to a quarter cheaper to
@@ -897,17 +903,22 @@ class _Reader:
 
     def _early(self, interval: float) -> float:
         """How long before its due time on the grid a picture is taken."""
-        return (0.1 if self.source.options.even_spacing else EARLY_FRACTION) * interval
+        if self.source.options.even_spacing:
+            return 0.1 * interval
+        if self.is_file and not self.offline:  # stamped by the wall clock as it is played
+            return (0.5 - WALL_CLOCK_MARGIN) * interval
+        return 0.5 * interval - min(STREAM_CLOCK_MARGIN_S, WALL_CLOCK_MARGIN * interval)
 
     def _due(self, picture: av.VideoFrame, stamp: float) -> bool:
         """Whether this picture is handed on for analysis.
 
         When keyframes alone are too sparse (``auto`` mode decoding between keyframes), the
         due times lie on a grid from each keyframe (0, I, 2I, … before the next keyframe),
-        each served by the first picture from ``EARLY_FRACTION`` of an interval before it
-        (``even_spacing``: a tenth); once the last is out, the rest of the GOP is skipped
-        inside the decoder. With a keyframe every 2 s and an analysis every second that
-        decodes 16 of every 50 frames (26 with even spacing).
+        each served by the first picture the scheduler accepts for it (``_early``;
+        ``even_spacing``: from a tenth of an interval before it); once the last is out, the
+        rest of the GOP is skipped inside the decoder. With a keyframe every 2 s at 25 fps
+        and an analysis every second that decodes 14 of every 50 frames (26 with even
+        spacing).
         """
         interval = self._grid_interval()
         if interval is None:

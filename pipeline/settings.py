@@ -76,10 +76,10 @@ class PipelineSettings(BaseModel):
     even_spacing: bool = Field(
         False,
         description="Between keyframes, analyse the frames nearest the due times (evenly "
-        "spaced) instead of the earliest the scheduler accepts (from 0.4 of an interval "
-        "early). Each frame costs decoding every frame before it in its GOP: with 2-s GOPs "
-        "at 1/s, off decodes 16 frames per GOP and analyses 0.6 s / 1.4 s apart, on decodes "
-        "26 and analyses 1 s apart. The rate is the same either way.",
+        "spaced) instead of the earliest the scheduler accepts (from half an interval early, "
+        "less 20 ms). Each frame costs decoding every frame before it in its GOP: with 2-s "
+        "GOPs at 25 fps and 1/s, off decodes 14 frames per GOP and analyses 0.52 s / 1.48 s "
+        "apart, on decodes 26 and analyses 1 s apart. The rate is the same either way.",
     )
     deblock: Deblock = Field(
         "keyframes",

@@ -182,7 +182,7 @@ def test_auto_mode_decodes_a_gop_only_up_to_its_last_analysed_frame(gop_clip: Pa
     source, frames = run_offline(gop_clip, decode="auto", analysis_fps=2.0)
     health = source.snapshot()
     assert health.decode_mode == "all"
-    # Two analyses per 1-s GOP: frames 0 and 8 are handed on, frames 9-24 are skipped in
+    # Two analyses per 1-s GOP: frames 0 and 7 are handed on, frames 8-24 are skipped in
     # the decoder once the keyframe interval is known (after the first two seconds).
     assert health.frames_in <= 0.8 * total, (health.frames_in, total)
     # Keyframes only for the first 2 s (one a second), then two a second: the keyframe and
@@ -191,16 +191,17 @@ def test_auto_mode_decodes_a_gop_only_up_to_its_last_analysed_frame(gop_clip: Pa
 
 
 def test_between_keyframes_the_earliest_acceptable_frame_is_analysed(gop_clip: Path) -> None:
-    """2/s on 1-s GOPs: the frame for the due time at 0.5 s is taken from 0.3 s (0.4 of an
-    interval early, which the scheduler accepts), so the GOP is decoded to frame 8, not 12;
-    ``even_spacing`` takes the frame nearest the due time. Same number of analyses."""
+    """2/s on 1-s GOPs at 25 fps: the frame for the due time at 0.5 s is the first from
+    0.25 s that the scheduler accepts with a margin (0.27 s: half an interval early less
+    20 ms), so the GOP is decoded to frame 7, not 12; ``even_spacing`` takes the frame
+    nearest the due time. Same number of analyses."""
     early, early_frames = run_offline(gop_clip, decode="auto", analysis_fps=2.0)
     even, even_frames = run_offline(gop_clip, decode="auto", analysis_fps=2.0, even_spacing=True)
 
     def offsets(frames: list[Frame]) -> set[float]:
         return {round(f._decoded.time % 1.0, 2) for f in frames if not f.keyframe}
 
-    assert offsets(early_frames) == {0.32} and offsets(even_frames) == {0.48}
+    assert offsets(early_frames) == {0.28} and offsets(even_frames) == {0.48}
     assert len(early_frames) == len(even_frames)
     assert early.snapshot().frames_in < even.snapshot().frames_in - 5
 
@@ -226,11 +227,11 @@ def handed_on(frames: list[Frame]) -> list[tuple[int | None, bool]]:
 def test_pictures_before_an_analysed_one_are_decoded_in_one_burst(
     gop_clip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """2/s on 1-s GOPs: frames 1-8 wait, as packets, for frame 8 (the one analysed) and are
+    """2/s on 1-s GOPs: frames 1-7 wait, as packets, for frame 7 (the one analysed) and are
     decoded with it in one go; what is handed on is the same as decoding each on arrival."""
     sizes = burst_sizes(monkeypatch)
     source, frames = run_offline(gop_clip, decode="auto", analysis_fps=2.0)
-    assert sizes.count(8) >= 2, sizes  # the two GOPs after the keyframe interval is known
+    assert sizes.count(7) >= 2, sizes  # the two GOPs after the keyframe interval is known
     bursts = sizes.copy()
     sizes.clear()
     monkeypatch.setattr(pyav_source, "MAX_WAITING_PACKETS", 0)  # every packet on arrival

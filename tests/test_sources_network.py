@@ -8,6 +8,7 @@ assertions only bound them generously.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -151,6 +152,17 @@ def test_native_reader_decodes_each_gop_only_up_to_its_last_analysed_picture(
     assert health.decode_errors == 0
     # 10 pictures per GOP, 4 decoded (keyframe to the one due 0.3 s later): well under all.
     assert health.frames_in < 0.6 * health.packets_in, health
+    # Each picture between keyframes is the earliest the scheduler accepts for the due time
+    # half an interval into its GOP: captured (by the stream's clock) at least a quarter of
+    # a second after the keyframe, as the scheduler requires, and as a rule the next frame
+    # after that (0.3 s; the clip's B-frames now and then bring 0.4 s out of the decoder
+    # first).
+    gaps = [
+        b.captured_at - a.captured_at
+        for a, b in itertools.pairwise(frames)
+        if a.keyframe and not b.keyframe
+    ]
+    assert gaps and min(gaps) >= 0.25 and sorted(gaps)[len(gaps) // 2] < 0.35, gaps
 
 
 def test_a_codec_the_native_receiver_lacks_falls_back_to_ffmpeg(
