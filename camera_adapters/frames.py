@@ -55,6 +55,14 @@ class LatestFrame:
         # Replaced, never mutated, so that put() reads it without copying (once per frame).
         self._listeners: tuple[Callable[[], None], ...] = ()
         self.dropped = 0  # frames replaced before anyone took them
+        # Capture time from which the consumer takes its next frame (-inf: any). Set by the
+        # consumer, read by the source: between keyframes a source decodes up to the frame
+        # it hands on, so the earliest one the consumer will take is the cheapest to reach.
+        self.wanted_from = float("-inf")
+
+    def want_from(self, captured_at: float) -> None:
+        """Tell the source the earliest capture time the next frame taken may have."""
+        self.wanted_from = captured_at
 
     def subscribe(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` (on the putting thread, after the frame is in) for every frame

@@ -72,14 +72,6 @@ NATIVE_CODECS = {"H264": "h264", "H265": "hevc", "HEVC": "hevc"}
 # Until a stream's keyframe interval is measured, assume this (cameras use 1–4 s, some
 # "smart codec" modes up to 10 s) when judging whether packets that never decode mean a stall.
 ASSUMED_KEYFRAME_INTERVAL_S = 5.0
-# How early a picture between keyframes may serve its due time: the scheduler accepts pictures
-# from half an interval early, less a margin for how far a picture's stamp may move against the
-# keyframe's that started the grid. Stamps on the stream's own clock (live RTP timestamps, see
-# ``_Reader._captured``; a file's media time) move only by the capture-time offset creeping,
-# ≤ 1 ms over a GOP: STREAM_CLOCK_MARGIN_S. Stamps read from the wall clock (files played in
-# real time) move with every late wake-up: a tenth of the interval.
-STREAM_CLOCK_MARGIN_S = 0.02
-WALL_CLOCK_MARGIN = 0.1
 # Pictures between keyframes that are decoded only as references for a later analysed one
 # wait, as packets, and are decoded in one burst with it (see ``_Reader._waits``). Past this
 # many the burst starts anyway (10 s at 25 fps): a bound on memory, not a tuning knob.
@@ -113,11 +105,11 @@ class SourceOptions:
     hwaccel: str | None = None
     realtime: bool = True  # play file sources at their own frame rate, like a camera
     # Decoding between keyframes, hand on the earliest picture the scheduler accepts for a
-    # due time (from just under half an interval before it) rather than the one nearest it:
-    # each picture costs the decoding of every one before it in its GOP. At 1/s with a 2-s
-    # GOP at 25 fps that decodes 14 frames per GOP instead of 26, and analyses fall 0.52 s
-    # and 1.48 s apart (still exactly 1/s). True: pictures as evenly spaced as the frame
-    # rate allows.
+    # due time (from half an interval before it) rather than the one nearest it: each
+    # picture costs the decoding of every one before it in its GOP. At 1/s with a 2-s GOP
+    # at 25 fps that decodes 14 frames per GOP instead of 26, and analyses fall 0.52 s and
+    # 1.48 s apart (still exactly 1/s). True: pictures as evenly spaced as the frame rate
+    # allows.
     even_spacing: bool = False
     # Deblocking (H.264 / H.265's in-loop filter) on every picture ("all", bit exact) or on
     # keyframes only ("keyframes": pictures between keyframes up to a quarter cheaper to
@@ -802,7 +794,7 @@ class _Reader:
         stamp = arrived_at
         if self.offline and self.seconds_per_tick is not None:
             stamp = packet.pts * self.seconds_per_tick  # float: no Fraction per packet
-        return stamp + self._early(interval) < self.gop_next
+        return stamp + self._early(interval) < self.gop_next or not self._wanted(stamp)
 
     def _stop_bursts(self, why: str) -> None:
         self.bursts = False
@@ -843,7 +835,7 @@ class _Reader:
                 media_time = float(packet.pts * packet.time_base)
             # The stamp the picture will carry, so that decoding it means handing it on.
             stamp = media_time if self.offline and media_time is not None else arrived_at
-            skip = not self.cadence.due(stamp, self._tolerance())
+            skip = not (self.cadence.due(stamp, self._tolerance()) and self._wanted(stamp))
             self.decoder.skip_pictures(skip)
             if skip:
                 # No picture is wanted from this keyframe: the stall watchdog must not count
@@ -902,33 +894,48 @@ class _Reader:
         return interval
 
     def _early(self, interval: float) -> float:
-        """How long before its due time on the grid a picture is taken."""
-        if self.source.options.even_spacing:
-            return 0.1 * interval
-        if self.is_file and not self.offline:  # stamped by the wall clock as it is played
-            return (0.5 - WALL_CLOCK_MARGIN) * interval
-        return 0.5 * interval - min(STREAM_CLOCK_MARGIN_S, WALL_CLOCK_MARGIN * interval)
+        """How long before its due time on the grid a picture is taken (half an interval,
+        as the scheduler allows; ``_wanted`` keeps to the scheduler's own grid)."""
+        return (0.1 if self.source.options.even_spacing else 0.5) * interval
+
+    def _wanted(self, stamp: float) -> bool:
+        """Whether the consumer takes a picture with this stamp (``LatestFrame.want_from``).
+
+        The scheduler's grid advances by one interval per analysis and the source's restarts
+        at each keyframe; they drift apart as capture times settle (the offset between
+        arrival and media time falling as quicker packets arrive) or a stream's timestamps
+        jump. A picture handed on earlier than the scheduler takes it cost the decoding of
+        its GOP and an analysis: 8 cameras at 1/s lost one in 60 each way. Offline files
+        are stamped in media time, not on the consumer's clock; a picture more than two
+        intervals before what the consumer wants means the clock stepped back, and the
+        scheduler restarts its grid on it.
+        """
+        if self.offline:
+            return True
+        wanted = self.source.frames.wanted_from
+        return stamp >= wanted or stamp < wanted - 2.0 / self.source.analysis_fps
 
     def _due(self, picture: av.VideoFrame, stamp: float) -> bool:
         """Whether this picture is handed on for analysis.
 
         When keyframes alone are too sparse (``auto`` mode decoding between keyframes), the
         due times lie on a grid from each keyframe (0, I, 2I, … before the next keyframe),
-        each served by the first picture the scheduler accepts for it (``_early``;
-        ``even_spacing``: from a tenth of an interval before it); once the last is out, the
+        each served by the first picture the scheduler accepts for it (from half an interval
+        before it, and on the scheduler's own grid, ``_wanted``; ``even_spacing``: from a
+        tenth of an interval before it); once the last is out, the
         rest of the GOP is skipped inside the decoder. With a keyframe every 2 s at 25 fps
         and an analysis every second that decodes 14 of every 50 frames (26 with even
         spacing).
         """
         interval = self._grid_interval()
         if interval is None:
-            return self.cadence.due(stamp, self._tolerance())
+            return self.cadence.due(stamp, self._tolerance()) and self._wanted(stamp)
         gop = self.keyframe_interval or interval  # set whenever there is a grid
         slack = 0.1 * interval  # arrival jitter of a live stream
         early = self._early(interval)
         if picture.key_frame:
             self.gop_start, self.gop_next = stamp, stamp
-        if self.gop_start is None or stamp + early < self.gop_next:
+        if self.gop_start is None or stamp + early < self.gop_next or not self._wanted(stamp):
             return False
         self.gop_next += interval
         if self.gop_next + slack >= self.gop_start + gop:

@@ -44,6 +44,8 @@ class Mailbox(Protocol):
 
     def unsubscribe(self, listener: Callable[[], None]) -> None: ...
 
+    def want_from(self, captured_at: float) -> None: ...
+
 
 @dataclass
 class CameraSlot:
@@ -70,6 +72,15 @@ class CameraSlot:
     def earliest(self) -> float:
         """The earliest capture time a frame may have to be analysed now."""
         return self.target - 0.5 * self.interval
+
+
+def _stepped_back(slot: CameraSlot, moment: float) -> bool:
+    """Whether ``moment`` (a capture time, or now) lies more than an interval before the
+    capture of the last frame analysed: capture times are on the wall clock, and a clock set
+    back (NTP stepping it) would otherwise leave every frame "too soon" until the clock
+    caught up again."""
+    last = slot.last_captured_at
+    return last is not None and moment < last - slot.interval
 
 
 @dataclass(frozen=True)
@@ -124,6 +135,7 @@ class Scheduler:
                 self.slots.remove(slot)
         if slot is not None:
             slot.mailbox.unsubscribe(self._changed.set)
+            slot.mailbox.want_from(-math.inf)
         return slot
 
     @property
@@ -135,13 +147,19 @@ class Scheduler:
         """Take up to ``limit`` due frames, most overdue camera first, marking them in flight."""
         taken: list[Dispatched] = []
         with self._lock:
-            candidates = [s for s in self.slots if not s.in_flight and s.earliest <= now]
+            candidates = [
+                s
+                for s in self.slots
+                if not s.in_flight and (s.earliest <= now or _stepped_back(s, now))
+            ]
             candidates.sort(key=lambda s: (s.target, s.ticket))
             ready = 0
             for slot in candidates:
                 frame = slot.mailbox.peek()
-                if frame is None or frame.captured_at < slot.earliest:
-                    continue  # nothing new yet, or captured too soon after the last analysis
+                if frame is None:
+                    continue  # nothing new yet
+                if frame.captured_at < slot.earliest and not _stepped_back(slot, frame.captured_at):
+                    continue  # captured too soon after the last analysis
                 ready += 1
                 if len(taken) >= limit:
                     continue  # counted as waiting: it goes first next time
@@ -167,15 +185,22 @@ class Scheduler:
         slot.served += 1
         self._tickets += 1
         slot.ticket = self._tickets
+        stepped_back = _stepped_back(slot, frame.captured_at)
         slot.last_captured_at = frame.captured_at
-        if math.isinf(slot.target) or frame.captured_at >= slot.target + slot.interval:
-            # The first frame, or one more than an interval late (a stall, a sparse keyframe):
-            # start the grid again from it, so a late camera does not earn a burst.
+        if (
+            math.isinf(slot.target)
+            or frame.captured_at >= slot.target + slot.interval
+            or stepped_back
+        ):
+            # The first frame, one more than an interval late (a stall, a sparse keyframe),
+            # or the capture clock stepped back: start the grid again from it, so a late
+            # camera does not earn a burst and a clock set back does not stop analyses.
             slot.target = frame.captured_at + slot.interval
         else:
             # Advance by exactly one interval: frames taken a little early or late around
             # the grid average out to the configured rate.
             slot.target += slot.interval
+        slot.mailbox.want_from(slot.earliest)
 
     def complete(self, camera_id: str) -> None:
         """The camera's frame has been analysed; it may be dispatched again when due."""
@@ -191,6 +216,8 @@ class Scheduler:
             self.scale = scale
             for slot in self.slots:
                 slot.fps = slot.base_fps * scale
+                if not math.isinf(slot.target):
+                    slot.mailbox.want_from(slot.earliest)
         self._changed.set()
 
 

@@ -307,6 +307,50 @@ def test_scheduler_rejects_duplicate_cameras() -> None:
         Scheduler([CameraSlot("a", 1.0, LatestFrame()), CameraSlot("a", 1.0, LatestFrame())])
 
 
+def _captured_frame(camera: str, captured_at: float, keyframe: bool = False) -> Frame:
+    return Frame(camera, captured_at, np.zeros((8, 8, 3), np.uint8), (8, 8), 1, keyframe)
+
+
+def test_the_scheduler_tells_each_source_from_when_it_takes_the_next_frame() -> None:
+    """Between keyframes a source decodes up to the frame it hands on, so it hands on the
+    earliest one the scheduler will take: the scheduler says which, on its own grid."""
+    mailbox = LatestFrame()
+    scheduler = Scheduler([CameraSlot("a", 1.0, mailbox)])
+    assert mailbox.wanted_from == float("-inf")  # nothing analysed yet: any frame
+    mailbox.put(_captured_frame("a", 100.0, keyframe=True))
+    assert len(scheduler.take_ready(100.0, 4)) == 1
+    assert mailbox.wanted_from == pytest.approx(100.5)  # due at 101, taken from half before
+    scheduler.complete("a")
+    mailbox.put(_captured_frame("a", 100.48))  # too soon: not taken, and the hint stays
+    assert scheduler.take_ready(100.5, 4) == [] and mailbox.wanted_from == pytest.approx(100.5)
+    mailbox.put(_captured_frame("a", 100.52))
+    assert len(scheduler.take_ready(100.6, 4)) == 1
+    assert mailbox.wanted_from == pytest.approx(101.5)
+    scheduler.set_scale(0.5)  # rates halved: due every 2 s, taken from a second before
+    assert mailbox.wanted_from == pytest.approx(101.0)
+    scheduler.remove("a")
+    assert mailbox.wanted_from == float("-inf")
+
+
+def test_a_capture_clock_set_back_restarts_the_grid_instead_of_stopping_analyses() -> None:
+    """Capture times are on the wall clock; NTP stepping it back an hour must not leave every
+    frame "too soon" for an hour."""
+    mailbox = LatestFrame()
+    scheduler = Scheduler([CameraSlot("a", 1.0, mailbox)])
+    for t in (5000.0, 5001.0):
+        mailbox.put(_captured_frame("a", t))
+        assert len(scheduler.take_ready(t, 4)) == 1
+        scheduler.complete("a")
+    mailbox.put(_captured_frame("a", 1401.0))  # the clock went back an hour
+    assert len(scheduler.take_ready(1401.0, 4)) == 1
+    scheduler.complete("a")
+    assert mailbox.wanted_from == pytest.approx(1401.5)  # the grid restarted on it
+    mailbox.put(_captured_frame("a", 1401.2))  # and keeps its rate from there
+    assert scheduler.take_ready(1401.2, 4) == []
+    mailbox.put(_captured_frame("a", 1402.0))
+    assert len(scheduler.take_ready(1402.0, 4)) == 1
+
+
 def test_controller_waits_out_start_up_and_sheds_gently_when_late_with_headroom() -> None:
     from pipeline.scheduler import RateController, RateSettings
 

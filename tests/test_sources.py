@@ -5,6 +5,7 @@ Network failures (stalls, garbage, restarts, credentials) are in test_sources_ne
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -204,6 +205,38 @@ def test_between_keyframes_the_earliest_acceptable_frame_is_analysed(gop_clip: P
     assert offsets(early_frames) == {0.28} and offsets(even_frames) == {0.48}
     assert len(early_frames) == len(even_frames)
     assert early.snapshot().frames_in < even.snapshot().frames_in - 5
+
+
+def test_between_keyframes_a_source_keeps_to_the_consumers_grid(gop_clip: Path) -> None:
+    """The scheduler's grid advances by one interval per analysis, the source's restarts at
+    each keyframe, and the two drift apart (capture times settling, timestamps jumping). A
+    picture handed on before the scheduler takes it costs its GOP's decoding and an
+    analysis. Here a consumer whose grid runs 0.1 s behind the keyframes (it takes frames
+    from 0.35 s after the last one at 2/s): the source hands on the first picture it takes,
+    not the one its own grid would pick at 0.28 s."""
+    source = PyAVSource(camera(str(gop_clip)), SourceOptions(analysis_fps=2.0))  # real time
+    frames: list[Frame] = []
+    wanted: list[float] = []
+
+    def take(frame: Frame) -> None:  # as the scheduler does on dispatch
+        frames.append(frame)
+        wanted.append(source.frames.wanted_from)
+        source.frames.want_from(frame.captured_at + 0.35)
+
+    source.frames.put = take  # type: ignore[method-assign]
+    source.start()
+    wait_for(lambda: source.snapshot().state is SourceState.ENDED, 30)
+    assert source.stop(5)
+    assert all(f.captured_at >= w for f, w in zip(frames, wanted, strict=True)), "none too soon"
+    after_keyframes = [
+        b.captured_at - a.captured_at
+        for a, b in itertools.pairwise(frames)
+        if a.keyframe and not b.keyframe
+    ]
+    # The keyframe interval is known from the third keyframe (2 s): from then on each GOP
+    # hands on a picture between keyframes, 0.36 s into it rather than 0.28.
+    assert len(after_keyframes) >= 1 and all(gap >= 0.35 for gap in after_keyframes)
+    assert len(frames) >= 5
 
 
 def burst_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
