@@ -287,7 +287,7 @@ def run_floor(config: dict[str, Any]) -> dict[str, Any]:
     """Keyframe decode (with the in-decoder resize the sources use) and detection, alone.
 
     Measured in ``floor_passes`` passes, each decoding the clip's keyframes with a fresh
-    decoder and then timing the detections, and summarised by the median pass
+    decoder and then timing the detections, and summarised by medians over the passes
     (``floor_summary``): one pass is about a second of CPU, and on a shared machine single
     measurements of the same code came out 20.3 to 22.8 ms per analysis minutes apart.
     """

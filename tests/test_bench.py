@@ -101,7 +101,7 @@ def test_bad_options_exit_2_naming_the_option(args: list[str], message: str) -> 
     assert message in run.stderr and "Traceback" not in run.stderr
 
 
-def test_the_floor_is_the_median_pass_so_one_slow_pass_does_not_move_it() -> None:
+def test_the_floor_takes_medians_over_passes_so_one_slow_pass_does_not_move_it() -> None:
     from benchmarks.throughput_workers import floor_summary
 
     def one_pass(decode_ms: float, single_ms: float, batched_ms: float) -> dict:
