@@ -360,13 +360,7 @@ def floor_summary(passes: list[dict[str, Any]]) -> dict[str, Any]:
         }
         for label in passes[0]["detect_by_threads"]
     }
-    detect = min(min(t["batch1_cpu_s"], t["batched_cpu_s"]) for t in timings.values())
-
-    def per_analysis(p: dict[str, Any]) -> float:
-        cheapest = min(min(t["batch1_cpu_s"], t["batched_cpu_s"]) for t in
-                       p["detect_by_threads"].values())  # fmt: skip
-        return p["keyframe_decode_cpu_s"] + cheapest
-
+    detect = _cheapest_detection(timings)
     return {
         "keyframes": passes[0]["keyframes"],
         "keyframe_decode_cpu_s": decode,
@@ -374,8 +368,15 @@ def floor_summary(passes: list[dict[str, Any]]) -> dict[str, Any]:
         "detect_cpu_s": detect,
         "per_analysis_cpu_s": decode + detect,
         "passes": passes,
-        "per_analysis_by_pass": [per_analysis(p) for p in passes],
+        "per_analysis_by_pass": [
+            p["keyframe_decode_cpu_s"] + _cheapest_detection(p["detect_by_threads"]) for p in passes
+        ],
     }
+
+
+def _cheapest_detection(timings: dict[str, dict[str, float]]) -> float:
+    """CPU per image of the cheapest detection on offer: batch 1 or batched, any threads."""
+    return min(min(t["batch1_cpu_s"], t["batched_cpu_s"]) for t in timings.values())
 
 
 def run_receive(config: dict[str, Any]) -> dict[str, Any]:
