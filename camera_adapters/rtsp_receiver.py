@@ -5,8 +5,8 @@ header and the payload of every packet, on one blocked thread per camera. For a 
 that is ~170 packets and ~1,000 system calls a second, and the woken threads fight over the
 GIL: receiving alone cost 0.0016 CPU-s per stream-second with 96 cameras, as much as half the
 keyframe decoding and detection the analysis needs at 0.2/s. A receiver here waits on all its
-sockets at once, sleeps a tick (40 ms: one frame at 25 fps) so that each wake-up finds
-a frame or more of data per socket, reads it with one ``recv`` and splits it in Python
+sockets at once, sleeps a tick (100 ms: two or three frames at 25 fps) so that each wake-up
+finds several pictures of data per socket, reads it with one ``recv`` and splits it in Python
 (``rtp_depacketizer``): the same measurement gives 0.0002–0.0003.
 
 What each access unit means (decoding, picking frames for analysis, stall and error rules)
@@ -40,12 +40,18 @@ from camera_adapters.rtsp_handshake import PlayingSession
 
 log = logging.getLogger(__name__)
 
-# Sleep between wake-ups: batches each socket's data, adds at most this latency. 40 ms rather
-# than 20 halves the recv calls and the Python around them (receiving at 0.2 analyses/s and
-# 128 cameras: see docs/benchmarks.md).
-TICK_S = 0.04
+# Sleep between wake-ups: batches each socket's data, adds at most this latency. Each wake-up
+# costs a select, a recv per socket and the kernel's work around them whatever the data, so
+# longer ticks cost less per stream: receiving 64 cameras of 1080p25 alone took 0.0012-0.0013
+# CPU-s per stream-second at 40 ms, 0.0008-0.0010 at 100 ms, no less at 200 ms (20 ms → 40 ms
+# was measured in the pipeline too: see docs/benchmarks.md). 100 ms of latency is nothing
+# against the seconds a gathering takes to form.
+TICK_S = 0.1
 HOUSEKEEPING_S = 0.25  # stop requests, stalls and keepalives are checked this often
 RECV_BYTES = 256 * 1024
+# A socket that filled a whole read is read again at once, up to this many reads a tick: one
+# read a tick (2.6 MB/s at 100 ms) would leave a high-bitrate 4K camera ever further behind.
+MAX_READS_PER_TICK = 8
 # Data arriving without one whole picture for this long: the stream is one the depacketizer
 # cannot use (e.g. H.264 that never sends an IDR picture, only recovery points), or every
 # picture is damaged. The session ends as ``starved`` so the camera can go to FFmpeg.
@@ -214,20 +220,23 @@ class RtspReceiver:
             pass
 
     def _read(self, attachment: Attachment) -> None:
-        try:
-            data = attachment.session.sock.recv(RECV_BYTES)
-        except BlockingIOError:
-            return
-        except OSError as error:
-            message = f"the connection failed: {error.strerror or error}"
-            self._end(attachment, attachment.sink.end("error", message))
-            return
-        if not data:
-            message = "the camera closed the connection"
-            self._end(attachment, attachment.sink.end("closed", message))
-            return
-        attachment.last_data = time.monotonic()
-        self._feed(attachment, data)
+        for _ in range(MAX_READS_PER_TICK):
+            try:
+                data = attachment.session.sock.recv(RECV_BYTES)
+            except BlockingIOError:
+                return
+            except OSError as error:
+                message = f"the connection failed: {error.strerror or error}"
+                self._end(attachment, attachment.sink.end("error", message))
+                return
+            if not data:
+                message = "the camera closed the connection"
+                self._end(attachment, attachment.sink.end("closed", message))
+                return
+            attachment.last_data = time.monotonic()
+            self._feed(attachment, data)
+            if len(data) < RECV_BYTES or attachment.wait(0) is not None:
+                return  # drained, or the session ended on what was read
 
     def _feed(self, attachment: Attachment, data: bytes) -> None:
         try:
