@@ -48,6 +48,10 @@ class BenchConfig:
     phases: int = 10
     model: str = "yolox_nano_416_dynbatch"
     floor_passes: int = 3  # passes per floor measurement (one before the rates, one after each)
+    # More measurements of each side at its largest passing K (each round followed by a floor
+    # measurement); the summary takes the median. One step is 30 s of a shared machine: at the
+    # same K and code, single steps have come out 15 % apart an hour apart.
+    repeats: int = 2
     max_batch: int | None = None  # automatic, as in `sharpeyes run`
     max_wait_ms: float = 25.0
     inference_workers: int | None = None  # automatic, as in `sharpeyes run`
@@ -83,6 +87,9 @@ class Step:
     passed: bool
     why: str
     extra: dict[str, Any] = field(default_factory=dict)
+    repeat: int = 0  # 0: a step of the search for the largest K; n: its n-th repeat
+    seq: int = 0  # order among the run's steps and floor measurements
+    at: str = ""  # wall-clock time the step finished (HH:MM:SS)
 
     @property
     def cpu_per_stream(self) -> float:
@@ -134,6 +141,7 @@ class Runner:
         self.steps: list[Step] = []
         self.floor: dict[str, Any] = {}  # pooled over every measurement of the run
         self.floor_measurements: list[dict[str, Any]] = []
+        self._seq = 0  # orders steps and floor measurements (to pair a step with the next floor)
         self._floor_passes: list[dict[str, Any]] = []
         self.receive: dict[int, dict[str, Any]] = {}  # camera count → receiving alone
         self.receive_ffmpeg: dict[int, dict[str, Any]] = {}  # the same, read by FFmpeg
@@ -169,7 +177,13 @@ class Runner:
     def _services_cpu(self) -> float:
         return sum(tree_cpu_seconds(p) for p in self.services)
 
-    def run_step(self, rate: float, variant: str, k: int, urls: list[str], redis: str) -> Step:
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def run_step(
+        self, rate: float, variant: str, k: int, urls: list[str], redis: str, repeat: int = 0
+    ) -> Step:
         c = self.config
         window = c.window_s(rate)
         payload = {
@@ -189,7 +203,8 @@ class Runner:
         }
         services0, wall0 = self._services_cpu(), time.monotonic()
         expected = payload["warmup_s"] + window + 5
-        raw = self._worker(payload, f"{rate:g}/s {variant:9} K={k}", expected)
+        label = f"{rate:g}/s {variant:9} K={k}" + (f" (repeat {repeat})" if repeat else "")
+        raw = self._worker(payload, label, expected)
         services = (self._services_cpu() - services0) / (time.monotonic() - wall0)
         passed, why = evaluate(c, rate, k, raw)
         rates = camera_rates(raw, rate)
@@ -210,11 +225,14 @@ class Runner:
             passed=passed,
             why=why,
             extra={k_: v for k_, v in raw.items() if k_ not in ("analyses", "spans")},
+            repeat=repeat,
+            seq=self._next_seq(),
+            at=time.strftime("%H:%M:%S"),
         )
         self.steps.append(step)
         with self.logs.open("a") as log:
             log.write(
-                f"--- {rate:g}/s {variant} K={k}: {step.why}; rate {step.rate_mean:.3f}/s, "
+                f"--- {label.replace('  ', ' ')}: {step.why}; rate {step.rate_mean:.3f}/s, "
                 f"p99 {step.latency_p99_s}, {step.cpu_per_stream:.4f} CPU-s per stream-s\n"
             )
         if self.progress is not None and self._overall is not None:
@@ -239,7 +257,8 @@ class Runner:
         k_max = max(c.ks)
         mounts = {f"cam{i:03d}": self.clip for i in range(k_max)}
         if self.progress:
-            total = 1 + len(c.rates) * (len(c.variants) * (len(c.ks) + int(c.refine)) + 2)
+            steps = len(c.variants) * (len(c.ks) + int(c.refine) + c.repeats) + c.repeats
+            total = 1 + len(c.rates) * (steps + 2)
             self._overall = self.progress.add_task("all steps (at most)", total=total)
         rtsp_server = RtspServer(mounts, phases=c.phases, phase_span_s=c.gop / c.fps)
         with rtsp_server as rtsp, RedisServer() as redis:
@@ -250,6 +269,7 @@ class Runner:
             for rate in c.rates:
                 self._raise_k(rate, urls, redis.url)
                 self._measure_floor(f"floor (alone) after {rate:g}/s")
+                self._repeat_best(rate, urls, redis.url)
             # Receiving costs more per stream with more streams (threads, GIL hand-offs), so
             # it is priced at the camera counts SharpEyes reached, where it is compared.
             # Both readers are priced: the native one is what SharpEyes pays, FFmpeg's is
@@ -287,7 +307,8 @@ class Runner:
         self.floor_measurements.append(
             {"label": label, "at": time.strftime("%H:%M:%S"),
              "per_analysis_cpu_s": measured["per_analysis_cpu_s"],
-             "per_analysis_by_pass": measured["per_analysis_by_pass"]}
+             "per_analysis_by_pass": measured["per_analysis_by_pass"],
+             "seq": self._next_seq()}
         )  # fmt: skip
         self._floor_passes += measured["passes"]
         self.floor = {
@@ -319,10 +340,29 @@ class Runner:
                 if high is not None and high - low > 1 and low > 0:
                     self.run_step(rate, variant, (low + high) // 2, urls, redis)
 
+    def _repeat_best(self, rate: float, urls: list[str], redis: str) -> None:
+        """Measure each side again at its largest passing K, ``repeats`` times, the floor
+        after each round: the summary then takes the median of a few steps spread over
+        minutes rather than whichever one came last in the search."""
+        best = {v: self._best_k(rate, v) for v in self.config.variants}
+        if not any(best.values()):
+            return
+        for repeat in range(1, self.config.repeats + 1):
+            for variant, k in best.items():
+                if k:
+                    self.run_step(rate, variant, k, urls, redis, repeat=repeat)
+            self._measure_floor(f"floor (alone) after {rate:g}/s repeat {repeat}")
+
     # -- summary ----------------------------------------------------------------------------
     def _best_k(self, rate: float, variant: str) -> int | None:
         passed = [s.k for s in self.steps if s.rate == rate and s.variant == variant and s.passed]
         return max(passed) if passed else None
+
+    def _floor_after(self, step: Step) -> dict[str, Any] | None:
+        """The floor measurement made next after ``step``: its nearest in time on the
+        machine as it then was (the steps of the search before the last share one)."""
+        later = [m for m in self.floor_measurements if m["seq"] > step.seq]
+        return min(later, key=lambda m: m["seq"]) if later else None
 
     def _compared_ks(self) -> list[int]:
         """The camera counts the summary compares at: SharpEyes' largest passing K per rate
@@ -342,11 +382,17 @@ class Runner:
             }
             for variant in self.config.variants:
                 steps = [s for s in self.steps if s.rate == rate and s.variant == variant]
-                passed = [s for s in steps if s.passed]
-                best = max(passed, key=lambda s: s.k) if passed else None
+                k_best = self._best_k(rate, variant)
+                at_best = [s for s in steps if s.k == k_best]
+                best = median_step([s for s in at_best if s.passed])
                 cost = best.cpu_per_stream if best else None
+                costs = [s.cpu_per_stream for s in at_best if s.passed]
                 row[variant] = {
                     "max_k_passed": best.k if best else 0,
+                    "step": self.steps.index(best) if best else None,
+                    "runs_at_max_k": len(at_best),
+                    "passed_at_max_k": len(costs),
+                    "cpu_per_stream_range": [min(costs), max(costs)] if costs else None,
                     "measured_streams_per_core": (best.k / cores) if best else 0.0,
                     "cpu_per_stream": cost,
                     "projected_streams_per_core": (1.0 / cost) if cost else None,
@@ -367,6 +413,11 @@ class Runner:
                 )
             if ours and ours["cpu_per_stream"]:
                 row["sharpeyes_cost_over_floor"] = ours["cpu_per_stream"] / floor_per_stream
+                low, high = ours["cpu_per_stream_range"]
+                row["sharpeyes_cost_over_floor_range"] = [
+                    low / floor_per_stream,
+                    high / floor_per_stream,
+                ]
                 receive = self.receive.get(ours["max_k_passed"], {}).get("cpu_per_stream")
                 if receive:
                     row["receive_cpu_per_stream"] = receive
@@ -375,6 +426,17 @@ class Runner:
                     )
             out[f"{rate:g}"] = row
         return out
+
+    def _paired(self, step: Step) -> dict[str, Any]:
+        """The floor measured next after a step, and the step's cost against it."""
+        after = self._floor_after(step)
+        if after is None:
+            return {}
+        per_stream = after["per_analysis_cpu_s"] * step.rate
+        return {
+            "floor_after": after["label"],
+            "cost_over_floor_after": step.cpu_per_stream / per_stream,
+        }
 
     def machine(self) -> dict[str, Any]:
         model = platform.processor()
@@ -406,7 +468,10 @@ class Runner:
             "floor": self.floor,
             "receive": {str(k): v for k, v in self.receive.items()},
             "receive_ffmpeg": {str(k): v for k, v in self.receive_ffmpeg.items()},
-            "steps": [{**asdict(s), "cpu_per_stream": s.cpu_per_stream} for s in self.steps],
+            "steps": [
+                {**asdict(s), "cpu_per_stream": s.cpu_per_stream, **self._paired(s)}
+                for s in self.steps
+            ],
             "summary": self.summary(),
         }
         from benchmarks.throughput_report import write_markdown, write_plot
@@ -416,6 +481,15 @@ class Runner:
         write_plot(document, c.out_dir / f"{c.name}.png")
         write_markdown(document, c.out_dir / f"{c.name}.md", f"{c.name}.png")
         return document
+
+
+def median_step(steps: list[Step]) -> Step | None:
+    """The step of median CPU per stream (the lower middle of an even count): every figure
+    the summary quotes for a side then comes from one real step."""
+    if not steps:
+        return None
+    ordered = sorted(steps, key=lambda s: s.cpu_per_stream)
+    return ordered[(len(ordered) - 1) // 2]
 
 
 def _repo_root() -> Path:

@@ -60,6 +60,8 @@ def write_markdown(doc: dict[str, Any], path: Path, plot_name: str) -> None:
             ]
             unbounded = bool(tried) and all(st["passed"] for st in tried)
             max_k = f"≥ {v['max_k_passed']} (largest tried)" if unbounded else v["max_k_passed"]
+            if v.get("runs_at_max_k", 1) > 1:
+                max_k = f"{max_k}, passed {v['passed_at_max_k']} of {v['runs_at_max_k']} runs"
             lines.append(
                 f"| {rate} | {variant} | {max_k} | "
                 f"{_f(v['measured_streams_per_core'], 1)} | {_f(v['cpu_per_stream'], 4)} | "
@@ -78,6 +80,9 @@ def write_markdown(doc: dict[str, Any], path: Path, plot_name: str) -> None:
     ]
     for rate, row in doc["summary"].items():
         over_floor = _ratio(row.get("sharpeyes_cost_over_floor"))
+        spread = row.get("sharpeyes_cost_over_floor_range")
+        if spread and (row.get("sharpeyes") or {}).get("passed_at_max_k", 1) > 1:
+            over_floor += f" ({spread[0]:.2f}–{spread[1]:.2f}×)"
         with_receive = _ratio(row.get("sharpeyes_cost_over_floor_with_receive"))
         lines.append(
             f"| {rate} | {_ratio(row.get('measured_ratio'))} | "
@@ -89,7 +94,9 @@ def write_markdown(doc: dict[str, Any], path: Path, plot_name: str) -> None:
         "as it was during the run; *from CPU cost* = 1 ÷ CPU-seconds per stream-second at that "
         "K, i.e. how many streams one fully available core sustains. The floor is the cost of "
         "decoding one keyframe (with the in-decoder resize) plus one detection, measured alone, "
-        "times the analysis rate.",
+        "times the analysis rate. Where a side ran more than once at its largest K, its figures "
+        "are those of the run with the median CPU per stream, and the ratio to the floor gives "
+        "the range of its passing runs in brackets.",
         "",
         f"![throughput plot]({plot_name})",
         "",
@@ -144,6 +151,7 @@ def write_markdown(doc: dict[str, Any], path: Path, plot_name: str) -> None:
                 line += f"; FFmpeg {_f(ffmpeg['cpu_per_stream'], 4)}"
             lines.append(line)
         lines.append("")
+    lines += _runs_at_max_k(doc)
     lines += _where_the_cpu_goes(doc)
     lines += [
         "## Every step",
@@ -164,12 +172,13 @@ def write_markdown(doc: dict[str, Any], path: Path, plot_name: str) -> None:
             )
         problems = extra.get("errors") or []
         errors = f"; {len(problems)} stream errors, e.g. {problems[0]}" if problems else ""
+        repeat = f" (repeat {s['repeat']})" if s.get("repeat") else ""
         lines.append(
             f"| {s['rate']:g} | {s['variant']} | {s['k']} | {s['rate_mean']:.3f} / "
             f"{s['rate_min']:.3f} | {_f(s['latency_p50_s'], 2)} | {_f(s['latency_p99_s'], 2)} | "
             f"{s['max_lag_s']:.2f} s | {s['cpu_per_stream']:.4f} | {share:.0%} | "
             f"{s['rss_peak_mb']:.0f} MB | {s['services_cpu_per_s']:.2f} | "
-            f"{'pass' if s['passed'] else 'FAIL: ' + s['why']}{detail}{errors} |"
+            f"{'pass' if s['passed'] else 'FAIL: ' + s['why']}{detail}{errors}{repeat} |"
         )
     lines += ["", f"Raw data: `{path.with_suffix('.json').name}`.", ""]
     path.write_text("\n".join(lines))
@@ -188,18 +197,21 @@ def write_plot(doc: dict[str, Any], path: Path) -> None:
     for col, rate in enumerate(rates):
         cost_ax, lat_ax = axes[0][col], axes[1][col]
         for variant, colour in colours.items():
-            steps = sorted(
-                (s for s in doc["steps"] if f"{s['rate']:g}" == rate and s["variant"] == variant),
-                key=lambda s: s["k"],
-            )
-            if not steps:
+            every = [
+                s for s in doc["steps"] if f"{s['rate']:g}" == rate and s["variant"] == variant
+            ]
+            if not every:
                 continue
+            steps = _median_per_k(every)
             ks = [s["k"] for s in steps]
             cost_ax.plot(ks, [s["cpu_per_stream"] for s in steps], "o-", color=colour,
                          label=variant)  # fmt: skip
             lat_ax.plot(ks, [s["latency_p99_s"] or 0 for s in steps], "o-", color=colour,
                         label=f"{variant} p99")  # fmt: skip
-            failed = [s for s in steps if not s["passed"]]
+            repeats = [s for s in every if s not in steps]
+            cost_ax.scatter([s["k"] for s in repeats], [s["cpu_per_stream"] for s in repeats],
+                            marker=".", s=40, color=colour, alpha=0.6)  # fmt: skip
+            failed = [s for s in every if not s["passed"]]
             cost_ax.scatter([s["k"] for s in failed], [s["cpu_per_stream"] for s in failed],
                             marker="x", s=120, color="black", zorder=3)  # fmt: skip
         floor = doc["summary"][rate]["floor_cpu_per_stream"]
@@ -236,20 +248,66 @@ ROLES = {
 }
 
 
+def _median_per_k(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One step per K, rising: the one of median CPU per stream among those that passed
+    (among all, where none did), as the summary picks."""
+    out = []
+    for k in sorted({s["k"] for s in steps}):
+        at_k = [s for s in steps if s["k"] == k]
+        pool = sorted([s for s in at_k if s["passed"]] or at_k, key=lambda s: s["cpu_per_stream"])
+        out.append(pool[(len(pool) - 1) // 2])
+    return out
+
+
+def _runs_at_max_k(doc: dict[str, Any]) -> list[str]:
+    """Every run of each side at its largest passing K, each against the pooled floor and
+    against the floor measured right after it: how much a single run moves."""
+    rows = []
+    for key, summary in doc["summary"].items():
+        for variant in ("sharpeyes", "baseline"):
+            side = summary.get(variant) or {}
+            if side.get("runs_at_max_k", 0) < 2:
+                continue
+            floor = summary["floor_cpu_per_stream"]
+            for s in doc["steps"]:
+                if f"{s['rate']:g}" != key or s["variant"] != variant:
+                    continue
+                if s["k"] != side["max_k_passed"]:
+                    continue
+                after = s.get("cost_over_floor_after")
+                rows.append(
+                    f"| {key} | {variant} | {s['k']} | {s.get('at') or '–'} | "
+                    f"{'repeat ' + str(s['repeat']) if s.get('repeat') else 'search'} | "
+                    f"{s['cpu_per_stream']:.4f} | {_ratio(s['cpu_per_stream'] / floor)} | "
+                    f"{_ratio(after)} | {_f(s['latency_p99_s'], 2)} s | "
+                    f"{'pass' if s['passed'] else 'FAIL: ' + s['why']} |"
+                )
+    if not rows:
+        return []
+    return [
+        "## Runs at the largest K",
+        "",
+        "Each side measured again at its largest passing K (`--repeats`), the floor measured "
+        "after each round. The summary takes the run of median CPU per stream. *Next floor*: "
+        "the cost against the floor measured right after the run, alone, on the machine as it "
+        "then was.",
+        "",
+        "| rate | side | K | finished | run | CPU-s per stream-s | / pooled floor | "
+        "/ next floor | p99 | result |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
 def _where_the_cpu_goes(doc: dict[str, Any]) -> list[str]:
-    """SharpEyes' CPU at its largest passing K, by thread role, against the floor's parts."""
+    """SharpEyes' CPU at its largest passing K (the run the summary quotes), by thread role,
+    against the floor's parts."""
     floor = doc["floor"]
     lines: list[str] = []
-    for key, summary in doc["summary"].items():
-        k = (summary.get("sharpeyes") or {}).get("max_k_passed")
-        step = next(
-            (
-                s
-                for s in doc["steps"]
-                if f"{s['rate']:g}" == key and s["variant"] == "sharpeyes" and s["k"] == k
-            ),
-            None,
-        )
+    for summary in doc["summary"].values():
+        index = (summary.get("sharpeyes") or {}).get("step")
+        step = doc["steps"][index] if index is not None else None
         roles = (step or {}).get("extra", {}).get("cpu_by_thread")
         if step is None or not roles:
             continue
@@ -259,7 +317,7 @@ def _where_the_cpu_goes(doc: dict[str, Any]) -> list[str]:
                 "## Where SharpEyes' CPU goes",
                 "",
                 "CPU of each kind of thread over the measurement window at SharpEyes' largest "
-                "passing K, per analysis (the floor per analysis: "
+                "passing K (the run the summary quotes), per analysis (the floor per analysis: "
                 f"{_f(floor['keyframe_decode_cpu_s'] * 1000, 2)} ms keyframe decode, "
                 f"{_f(floor['detect_cpu_s'] * 1000, 2)} ms detection):",
                 "",

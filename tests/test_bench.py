@@ -19,7 +19,7 @@ from tests.helpers import SHARPEYES
 TINY = [
     "bench", "--ks", "2", "--rates", "1", "--duration", "4", "--warmup", "4",
     "--size", "640x360", "--clip-seconds", "4", "--no-refine", "--no-progress",
-    "--floor-passes", "2",
+    "--floor-passes", "2", "--repeats", "1",
 ]  # fmt: skip
 
 
@@ -38,15 +38,24 @@ def test_tiny_benchmark_writes_json_markdown_and_plot(tmp_path: Path) -> None:
     assert doc["note"] == "test run" and doc["config"]["size"] == [640, 360]
     floor = doc["floor"]
     assert floor["keyframes"] >= 2 and 0 < floor["per_analysis_cpu_s"] < 1
-    # Measured before the rate and after it, two passes each, pooled into one floor.
-    assert [m["label"] for m in floor["measurements"]] == [
-        "floor (alone)",
-        "floor (alone) after 1/s",
-    ]
-    assert len(floor["passes"]) == 4 and len(floor["per_analysis_by_pass"]) == 4
+    # A side that passed at K = 2 runs once more there (--repeats 1), then the floor again.
+    searched = [step for step in doc["steps"] if step["repeat"] == 0]
+    repeated = [step for step in doc["steps"] if step["repeat"] == 1]
+    passed = {step["variant"] for step in searched if step["passed"]}
+    assert {step["variant"] for step in repeated} == passed
+    assert all(step["k"] == 2 for step in repeated)
+    # Measured before the rate, after it and after the repeat, two passes each, pooled.
+    labels = ["floor (alone)", "floor (alone) after 1/s"]
+    labels += ["floor (alone) after 1/s repeat 1"] if passed else []
+    assert [m["label"] for m in floor["measurements"]] == labels
+    assert len(floor["passes"]) == 2 * len(labels) == len(floor["per_analysis_by_pass"])
     assert min(floor["per_analysis_by_pass"]) <= floor["per_analysis_cpu_s"]
     assert floor["per_analysis_cpu_s"] <= max(floor["per_analysis_by_pass"])
-    sides = {step["variant"]: step for step in doc["steps"]}
+    for step in doc["steps"]:  # each step against the floor measured next after it
+        expected = "floor (alone) after 1/s" + (" repeat 1" if step["repeat"] else "")
+        assert step["floor_after"] == expected
+        assert step["cost_over_floor_after"] > 0
+    sides = {step["variant"]: step for step in searched}
     assert set(sides) == {"baseline", "sharpeyes"}
     for step in sides.values():
         assert step["k"] == 2 and step["window_s"] >= 4
@@ -68,6 +77,8 @@ def test_tiny_benchmark_writes_json_markdown_and_plot(tmp_path: Path) -> None:
     assert by_ffmpeg["reader"] == "ffmpeg" and by_ffmpeg["packets"] > 0
     assert not by_ffmpeg["errors"] and by_ffmpeg["cpu_per_stream"] > 0
     markdown = (tmp_path / "throughput.md").read_text()
+    if passed:
+        assert "## Runs at the largest K" in markdown and "| repeat 1 |" in markdown
     if sides["sharpeyes"]["passed"]:  # a 4-s window is short: the step may fail on its rate
         assert "## Where SharpEyes' CPU goes" in markdown and "| 1 | 2 | receivers" in markdown
         assert "| 1 | 2 | threads that ended within the window" in markdown  # the remainder
@@ -77,9 +88,9 @@ def test_tiny_benchmark_writes_json_markdown_and_plot(tmp_path: Path) -> None:
         )
         assert summary["sharpeyes_cost_over_floor_with_receive"] == pytest.approx(expected)
 
+    pooled = f"medians over {2 * len(labels)} passes in {len(labels)} measurements"
     for expected in ("## Summary", "| 1 | baseline | 2 |", "| 1 | sharpeyes | 2 |", "floor",
-                     "> test run", "throughput.png", "; FFmpeg ", "medians over 4 passes in 2 "
-                     "measurements"):  # fmt: skip
+                     "> test run", "throughput.png", "; FFmpeg ", pooled):  # fmt: skip
         assert expected in markdown
     image = cv2.imread(str(tmp_path / "throughput.png"))
     assert image is not None and image.shape[0] > 300
@@ -116,6 +127,57 @@ def test_the_floor_takes_medians_over_passes_so_one_slow_pass_does_not_move_it()
     assert floor["detect_cpu_s"] == pytest.approx(11.7e-3), "batch 1, cheaper than batched"
     assert floor["per_analysis_cpu_s"] == pytest.approx(20.9e-3)
     assert floor["per_analysis_by_pass"] == pytest.approx([20.5e-3, 20.9e-3, 27.0e-3])
+
+
+def test_summary_quotes_the_median_run_at_the_largest_k_and_pairs_each_with_the_next_floor(
+    tmp_path: Path,
+) -> None:
+    from benchmarks.throughput import BenchConfig, Runner, Step
+
+    runner = Runner(BenchConfig(rates=[1.0], variants=["sharpeyes"], out_dir=tmp_path))
+
+    def floor(label: str, ms: float) -> None:
+        runner.floor_measurements.append(
+            {"label": label, "per_analysis_cpu_s": ms / 1e3, "seq": runner._next_seq()}
+        )
+
+    def step(k: int, cpu_per_stream: float, *, passed: bool = True, repeat: int = 0) -> None:
+        runner.steps.append(
+            Step(rate=1.0, variant="sharpeyes", k=k, window_s=10.0, cpu_s=cpu_per_stream * 10 * k,
+                 rss_peak_mb=100.0 * k, rate_mean=1.0, rate_min=1.0, latency_p50_s=0.1,
+                 latency_p99_s=0.2 + repeat, max_lag_s=0.0, services_cpu_per_s=0.0,
+                 passed=passed, why="ok", repeat=repeat, seq=runner._next_seq())
+        )  # fmt: skip
+
+    floor("floor (alone)", 20.0)
+    step(8, 0.030)
+    step(16, 0.027)
+    step(32, 0.020, passed=False)  # rates lowered: cheaper, but not a pass
+    floor("floor (alone) after 1/s", 20.0)
+    step(16, 0.025, repeat=1)
+    floor("floor (alone) after 1/s repeat 1", 25.0)
+    step(16, 0.022, passed=False, repeat=2)  # a failed run counts, but not in the median
+    step(16, 0.029, repeat=3)
+    floor("floor (alone) after 1/s repeat 3", 20.0)
+    runner.floor = {"per_analysis_cpu_s": 0.020}
+
+    ours = runner.summary()["1"]["sharpeyes"]
+    assert ours["max_k_passed"] == 16
+    assert (ours["runs_at_max_k"], ours["passed_at_max_k"]) == (4, 3)
+    assert ours["cpu_per_stream"] == pytest.approx(0.027), "median of 0.025, 0.027 and 0.029"
+    assert runner.steps[ours["step"]].repeat == 0 and ours["latency_p99_s"] == 0.2
+    assert ours["cpu_per_stream_range"] == pytest.approx([0.025, 0.029])
+    row = runner.summary()["1"]
+    assert row["sharpeyes_cost_over_floor"] == pytest.approx(1.35)
+    assert row["sharpeyes_cost_over_floor_range"] == pytest.approx([1.25, 1.45])
+    # Each run against the floor measured next after it.
+    paired = [runner._paired(s) for s in runner.steps]
+    assert [p["floor_after"] for p in paired] == [
+        "floor (alone) after 1/s", "floor (alone) after 1/s", "floor (alone) after 1/s",
+        "floor (alone) after 1/s repeat 1", "floor (alone) after 1/s repeat 3",
+        "floor (alone) after 1/s repeat 3",
+    ]  # fmt: skip
+    assert paired[3]["cost_over_floor_after"] == pytest.approx(0.025 / 0.025)
 
 
 def test_rate_comes_from_analysis_intervals_not_window_counts() -> None:

@@ -134,6 +134,14 @@ def _size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, 
     help="Passes per floor measurement; the floor is measured before the first rate and "
     "after each, and the median over all passes is used.",
 )
+@click.option(
+    "--repeats",
+    type=click.IntRange(0, 10),
+    default=2,
+    show_default=True,
+    help="More runs of each side at its largest passing K (the floor measured after each "
+    "round); the summary quotes the run of median CPU per stream and the range.",
+)
 @click.option("--no-refine", is_flag=True, help="Skip the extra step between pass and fail.")
 @click.option(
     "--out",
@@ -163,6 +171,7 @@ def bench(
     receiver: str,
     variants: str,
     floor_passes: int,
+    repeats: int,
     no_refine: bool,
     out_dir: Path | None,
     name: str,
@@ -200,6 +209,7 @@ def bench(
         receiver=receiver,
         variants=chosen,
         floor_passes=floor_passes,
+        repeats=repeats,
         refine=not no_refine,
         out_dir=out_dir or RESULTS,
         name=name,
@@ -220,9 +230,18 @@ def bench(
             f"{rate}/s: SharpEyes max K {ours.get('max_k_passed', '–')}, baseline max K "
             f"{base.get('max_k_passed', '–')}; CPU-cost ratio "
             f"{_fmt(row.get('projected_ratio'))}, SharpEyes cost / floor "
-            f"{_fmt(row.get('sharpeyes_cost_over_floor'))}"
+            f"{_fmt(row.get('sharpeyes_cost_over_floor'))}{_range(row)}"
         )
 
 
 def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}×"
+
+
+def _range(row: dict) -> str:
+    """The range of SharpEyes' cost over the floor across its runs at its largest K."""
+    spread = row.get("sharpeyes_cost_over_floor_range")
+    runs = (row.get("sharpeyes") or {}).get("passed_at_max_k", 0)
+    if not spread or runs < 2:
+        return ""
+    return f" (median of {runs} runs; {spread[0]:.2f}–{spread[1]:.2f}×)"
