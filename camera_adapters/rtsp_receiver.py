@@ -5,8 +5,8 @@ header and the payload of every packet, on one blocked thread per camera. For a 
 that is ~170 packets and ~1,000 system calls a second, and the woken threads fight over the
 GIL: receiving alone cost 0.0016 CPU-s per stream-second with 96 cameras, as much as half the
 keyframe decoding and detection the analysis needs at 0.2/s. A receiver here waits on all its
-sockets at once, sleeps a tick (100 ms: two or three frames at 25 fps) so that each wake-up
-finds several pictures of data per socket, reads it with one ``recv`` and splits it in Python
+sockets at once, sleeps a tick (40 ms: one frame at 25 fps) so that each wake-up finds a
+picture or more of data per socket, reads it with one ``recv`` and splits it in Python
 (``rtp_depacketizer``): the same measurement gives 0.0002–0.0003.
 
 What each access unit means (decoding, picking frames for analysis, stall and error rules)
@@ -41,16 +41,18 @@ from camera_adapters.rtsp_handshake import PlayingSession
 log = logging.getLogger(__name__)
 
 # Sleep between wake-ups: batches each socket's data, adds at most this latency. Each wake-up
-# costs a select, a recv per socket and the kernel's work around them whatever the data, so
-# longer ticks cost less per stream: receiving 64 cameras of 1080p25 alone took 0.0012-0.0013
-# CPU-s per stream-second at 40 ms, 0.0008-0.0010 at 100 ms, no less at 200 ms (20 ms → 40 ms
-# was measured in the pipeline too: see docs/benchmarks.md). 100 ms of latency is nothing
-# against the seconds a gathering takes to form.
-TICK_S = 0.1
+# costs a select, a recv per socket and the kernel's work around them whatever the data:
+# receiving 64 cameras of 1080p25 alone took 0.0012-0.0013 CPU-s per stream-second at 40 ms,
+# 0.0008-0.0010 at 100 ms. In the whole pipeline that saving did not show: alternating runs
+# (3 each, 2026-12-02) gave 0.0298 vs 0.0303 CPU-s per stream-second at 48 cameras and 1/s,
+# 0.0062 vs 0.0062 at 128 and 0.2/s, while p99 latency at 1/s rose from 0.3 to 0.6 s. So
+# 40 ms (20 → 40 ms did pay in the pipeline: see docs/benchmarks-history.md).
+TICK_S = 0.04
 HOUSEKEEPING_S = 0.25  # stop requests, stalls and keepalives are checked this often
 RECV_BYTES = 256 * 1024
 # A socket that filled a whole read is read again at once, up to this many reads a tick: one
-# read a tick (2.6 MB/s at 100 ms) would leave a high-bitrate 4K camera ever further behind.
+# read a tick caps a camera at 6.5 MB/s (2.6 MB/s at a 100-ms tick), and a camera over the cap
+# would fall ever further behind.
 MAX_READS_PER_TICK = 8
 # Data arriving without one whole picture for this long: the stream is one the depacketizer
 # cannot use (e.g. H.264 that never sends an IDR picture, only recovery points), or every

@@ -85,7 +85,7 @@ def test_many_cameras_share_one_native_receiver_thread(rtsp_server: RtspServer) 
         assert pool.sessions == 6
         for source, frame in zip(sources, frames, strict=True):
             # The first frame may come before the next picture does (a receiver reads every
-            # 100 ms): wait for a few more pictures, which are skipped, not decoded.
+            # 40 ms): wait for a few more pictures, which are skipped, not decoded.
             health = wait_for(lambda s=source: (h := s.snapshot()).packets_in >= 5 and h, 10)
             assert health.receiver == "native" and health.state == SourceState.LIVE
             assert health.packets_in > health.frames_in >= 1  # pictures, not RTP packets
