@@ -52,6 +52,7 @@ class Recorder:
     counts: dict[str, int] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
     lag_origin: dict[str, tuple[float, float]] = field(default_factory=dict)
+    last_media: dict[str, float] = field(default_factory=dict)
     max_lag: dict[str, float] = field(default_factory=dict)
     first: dict[str, float] = field(default_factory=dict)
     last: dict[str, float] = field(default_factory=dict)
@@ -73,7 +74,10 @@ class Recorder:
         stream the camera's reader has fallen is wall time minus media time, relative to the
         first frame of the window. The wall time is ``seen_at`` (when the frame was read or
         its result came), else ``captured_at`` — SharpEyes' capture times come from the
-        stream's own clock, so they do not move apart from media time when a reader lags."""
+        stream's own clock, so they do not move apart from media time when a reader lags.
+        Media time that steps back is a new session (a camera reconnected, its stream clock
+        starting again): the lag is measured from there afresh, or the restart would read as
+        the reader having fallen behind by the whole session so far."""
         if not self.window_start <= captured_at < self.window_end:
             return
         with self.lock:
@@ -84,6 +88,9 @@ class Recorder:
             if media_time is None:
                 return
             seen = captured_at if seen_at is None else seen_at
+            if media_time < self.last_media.get(camera, media_time):
+                del self.lag_origin[camera]
+            self.last_media[camera] = media_time
             origin = self.lag_origin.setdefault(camera, (seen, media_time))
             lag = (seen - origin[0]) - (media_time - origin[1])
             self.max_lag[camera] = max(self.max_lag[camera], lag)

@@ -180,6 +180,22 @@ def test_summary_quotes_the_median_run_at_the_largest_k_and_pairs_each_with_the_
     assert paired[3]["cost_over_floor_after"] == pytest.approx(0.025 / 0.025)
 
 
+def test_lag_behind_the_stream_restarts_with_a_reconnected_camera_clock() -> None:
+    from benchmarks.throughput_workers import Recorder
+
+    recorder = Recorder(["steady", "reconnects", "slow"], window_start=0.0)
+    for second in range(10):  # a reader keeping up: wall time and media time move together
+        recorder.record("steady", 100.0 + second, 0.1, 50.0 + second)
+    # A camera that reconnects after 5 s: its stream clock starts again near 0.
+    for wall, media in [(100, 600), (102, 602), (104, 604), (106, 0.2), (108, 2.2)]:
+        recorder.record("reconnects", float(wall), 0.1, media)
+    for wall, media in [(100, 10), (104, 11), (108, 12)]:  # decodes 1 s of stream in 4 s
+        recorder.record("slow", float(wall), 0.1, media)
+    assert recorder.max_lag["steady"] == pytest.approx(0.0)
+    assert recorder.max_lag["reconnects"] == pytest.approx(0.0), "not 606 s behind"
+    assert recorder.max_lag["slow"] == pytest.approx(6.0)
+
+
 def test_rate_comes_from_analysis_intervals_not_window_counts() -> None:
     from benchmarks.throughput import camera_rates
 
