@@ -384,9 +384,10 @@ class Runner:
                 steps = [s for s in self.steps if s.rate == rate and s.variant == variant]
                 k_best = self._best_k(rate, variant)
                 at_best = [s for s in steps if s.k == k_best]
-                best = median_step([s for s in at_best if s.passed])
+                passing = [s for s in at_best if s.passed]
+                best = median_step(passing)
                 cost = best.cpu_per_stream if best else None
-                costs = [s.cpu_per_stream for s in at_best if s.passed]
+                costs = [s.cpu_per_stream for s in passing]
                 row[variant] = {
                     "max_k_passed": best.k if best else 0,
                     "step": self.steps.index(best) if best else None,

@@ -131,8 +131,8 @@ def _size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, 
     type=click.IntRange(1, 20),
     default=3,
     show_default=True,
-    help="Passes per floor measurement; the floor is measured before the first rate and "
-    "after each, and the median over all passes is used.",
+    help="Passes per floor measurement; the floor is measured before the first rate, after "
+    "each and after each round of repeats, and the median over all passes is used.",
 )
 @click.option(
     "--repeats",
