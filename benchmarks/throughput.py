@@ -27,6 +27,7 @@ import numpy as np
 import psutil
 
 from benchmarks.proc_stats import tree_cpu_seconds
+from benchmarks.throughput_report import median_by_cost
 from benchmarks.throughput_workers import floor_summary
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -485,12 +486,9 @@ class Runner:
 
 
 def median_step(steps: list[Step]) -> Step | None:
-    """The step of median CPU per stream (the lower middle of an even count): every figure
-    the summary quotes for a side then comes from one real step."""
-    if not steps:
-        return None
-    ordered = sorted(steps, key=lambda s: s.cpu_per_stream)
-    return ordered[(len(ordered) - 1) // 2]
+    """The step of median CPU per stream: every figure the summary quotes for a side then
+    comes from one real step."""
+    return median_by_cost(steps, lambda s: s.cpu_per_stream)
 
 
 def _repo_root() -> Path:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def _f(value: float | None, digits: int = 3, unit: str = "") -> str:
@@ -248,15 +251,27 @@ ROLES = {
 }
 
 
+def median_by_cost(runs: Sequence[T], cost: Callable[[T], float]) -> T | None:
+    """The run of median cost (the lower middle of an even count), so that every figure
+    quoted for it comes from one real run; the summary and the plot pick the same one."""
+    ordered = sorted(runs, key=cost)
+    return ordered[(len(ordered) - 1) // 2] if ordered else None
+
+
 def _median_per_k(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One step per K, rising: the one of median CPU per stream among those that passed
     (among all, where none did), as the summary picks."""
     out = []
     for k in sorted({s["k"] for s in steps}):
         at_k = [s for s in steps if s["k"] == k]
-        pool = sorted([s for s in at_k if s["passed"]] or at_k, key=lambda s: s["cpu_per_stream"])
-        out.append(pool[(len(pool) - 1) // 2])
+        chosen = median_by_cost([s for s in at_k if s["passed"]] or at_k, _cost)
+        assert chosen is not None  # at_k is never empty
+        out.append(chosen)
     return out
+
+
+def _cost(step: dict[str, Any]) -> float:
+    return step["cpu_per_stream"]
 
 
 def _runs_at_max_k(doc: dict[str, Any]) -> list[str]:
@@ -270,9 +285,7 @@ def _runs_at_max_k(doc: dict[str, Any]) -> list[str]:
                 continue
             floor = summary["floor_cpu_per_stream"]
             for s in doc["steps"]:
-                if f"{s['rate']:g}" != key or s["variant"] != variant:
-                    continue
-                if s["k"] != side["max_k_passed"]:
+                if (f"{s['rate']:g}", s["variant"], s["k"]) != (key, variant, side["max_k_passed"]):
                     continue
                 after = s.get("cost_over_floor_after")
                 rows.append(
